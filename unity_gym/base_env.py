@@ -9,6 +9,7 @@ need a decision (:class:`DecisionSteps`) and the agents whose episode ended
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,11 @@ class ObservationSpec:
     @property
     def is_visual(self) -> bool:
         return len(self.shape) == 3
+
+    @property
+    def size(self) -> int:
+        """Number of values in one observation."""
+        return math.prod(self.shape)
 
 
 class ActionTuple:

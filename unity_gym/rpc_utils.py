@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
-from itertools import chain
 
 import numpy as np
 from PIL import Image
@@ -105,14 +104,16 @@ def decode_png_observation(
             array = array[:, :, None]
         planes.append(array)
     stacked = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
+    # Scale before averaging channels: the same float32 rounding as ML-Agents' loader.
+    scaled = stacked.astype(np.float32) / np.float32(255.0)
     channels = int(shape[0])
     if len(channel_mapping) > 0:
-        stacked = _apply_channel_mapping(stacked, list(channel_mapping))
-    elif channels == 1 and stacked.shape[2] != 1:
-        stacked = stacked.astype(np.float32).mean(axis=2, keepdims=True)
+        scaled = _apply_channel_mapping(scaled, list(channel_mapping))
+    elif channels == 1 and scaled.shape[2] != 1:
+        scaled = scaled.mean(axis=2, keepdims=True)
     else:
-        stacked = stacked[:, :, :channels]
-    result = np.moveaxis(stacked, 2, 0).astype(np.float32) / 255.0
+        scaled = scaled[:, :, :channels]
+    result = np.moveaxis(scaled, 2, 0)
     if result.shape != tuple(shape):
         raise UnityObservationException(
             f"Decompressed observation did not have the expected shape - decompressed had "
@@ -134,13 +135,8 @@ def _apply_channel_mapping(stacked: np.ndarray, mapping: list[int]) -> np.ndarra
             f"Invalid Compressed Channel Mapping: the mapping {mapping} does not have the "
             "correct format."
         )
-    out = np.zeros((*stacked.shape[:2], len(used)), dtype=np.float32)
-    counts = np.zeros(len(used), dtype=np.float32)
-    for source, target in enumerate(mapping):
-        if target > -1:
-            out[:, :, target] += stacked[:, :, source]
-            counts[target] += 1
-    return out / counts
+    targets = np.asarray(mapping)
+    return np.stack([stacked[:, :, targets == target].mean(axis=2) for target in used], axis=2)
 
 
 def decode_observation(obs: ObservationProto, shape: Sequence[int] | None = None) -> np.ndarray:
@@ -163,7 +159,6 @@ def _batch_observation(
     n = len(infos)
     if n == 0:
         return np.zeros((0, *spec.shape), dtype=np.float32)
-    size = int(np.prod(spec.shape))
     try:
         observations = [info.observations[index] for info in infos]
     except IndexError:
@@ -171,17 +166,20 @@ def _batch_observation(
             f"An agent sent fewer observations than the behavior spec's "
             f"{index + 1}; all agents of a behavior must send the same observations."
         ) from None
-    if all(o.compression_type == COMPRESSION_NONE for o in observations):
-        flat = np.fromiter(
-            chain.from_iterable(o.float_data.data for o in observations),
-            dtype=np.float32,
+    if spec.is_visual and any(o.compression_type != COMPRESSION_NONE for o in observations):
+        return np.stack([decode_observation(o, spec.shape) for o in observations])
+    flat: list[float] = []
+    for o in observations:
+        flat.extend(o.float_data.data)
+    batch = np.array(flat, dtype=np.float32)
+    if batch.size != n * spec.size:
+        _raise_shape_mismatch(index, spec, infos)
+    if not np.isfinite(batch.sum(dtype=np.float64)) and not np.isfinite(batch).all():
+        raise UnityObservationException(
+            f"The observations provided by the player had NaN or infinite values (observation "
+            f"{index}, {spec.name or 'unnamed'})."
         )
-        if flat.size != n * size:
-            _raise_shape_mismatch(index, spec, infos)
-        batch = flat.reshape((n, *spec.shape))
-    else:
-        batch = np.stack([decode_observation(o, spec.shape) for o in observations])
-    return batch
+    return batch.reshape((n, *spec.shape))
 
 
 def _raise_shape_mismatch(
@@ -199,50 +197,46 @@ def _raise_shape_mismatch(
     raise UnityObservationException(f"Observation at index={index} has an unexpected size.")
 
 
-def _check_finite(values: np.ndarray, what: str) -> None:
-    if values.size and not np.isfinite(values).all():
+def _agent_columns(infos: Sequence[AgentInfoProto]) -> np.ndarray:
+    """(n, 5) float64: reward, group_reward, id, group_id, max_step_reached (one pass)."""
+    if not infos:
+        return np.zeros((0, 5))
+    columns = np.array(
+        [(a.reward, a.group_reward, a.id, a.group_id, a.max_step_reached) for a in infos]
+    )
+    if not np.isfinite(columns[:, :2].sum()):
         raise UnityObservationException(
-            f"The {what} provided by the player had NaN or infinite values."
+            "The rewards (or group rewards) provided by the player had NaN or infinite values."
         )
+    return columns
 
 
 def steps_from_proto(
     agent_infos: Sequence[AgentInfoProto], spec: BehaviorSpec
 ) -> tuple[DecisionSteps, TerminalSteps]:
     """Split agent infos into decision (not done) and terminal (done) batches."""
-    decision = [a for a in agent_infos if not a.done]
-    terminal = [a for a in agent_infos if a.done]
-    steps = []
-    for infos in (decision, terminal):
-        obs = [_batch_observation(i, s, infos) for i, s in enumerate(spec.observation_specs)]
-        for o, s in zip(obs, spec.observation_specs, strict=True):
-            if not s.is_visual:
-                _check_finite(o, "observations")
-        reward = np.fromiter((a.reward for a in infos), dtype=np.float32, count=len(infos))
-        group_reward = np.fromiter((a.group_reward for a in infos), np.float32, len(infos))
-        _check_finite(reward, "rewards")
-        _check_finite(group_reward, "group rewards")
-        agent_id = np.fromiter((a.id for a in infos), dtype=np.int32, count=len(infos))
-        group_id = np.fromiter((a.group_id for a in infos), dtype=np.int32, count=len(infos))
-        steps.append((obs, reward, agent_id, group_id, group_reward))
-
-    obs, reward, agent_id, group_id, group_reward = steps[0]
+    decision: list[AgentInfoProto] = []
+    terminal: list[AgentInfoProto] = []
+    for info in agent_infos:
+        (terminal if info.done else decision).append(info)
+    d_cols = _agent_columns(decision)
+    t_cols = _agent_columns(terminal)
+    obs_specs = list(enumerate(spec.observation_specs))
     decision_steps = DecisionSteps(
-        obs=obs,
-        reward=reward,
-        agent_id=agent_id,
-        group_id=group_id,
-        group_reward=group_reward,
+        obs=[_batch_observation(i, s, decision) for i, s in obs_specs],
+        reward=d_cols[:, 0].astype(np.float32),
+        agent_id=d_cols[:, 2].astype(np.int32),
+        group_id=d_cols[:, 3].astype(np.int32),
+        group_reward=d_cols[:, 1].astype(np.float32),
         action_mask=_action_masks(decision, spec.action_spec),
     )
-    obs, reward, agent_id, group_id, group_reward = steps[1]
     terminal_steps = TerminalSteps(
-        obs=obs,
-        reward=reward,
-        agent_id=agent_id,
-        group_id=group_id,
-        group_reward=group_reward,
-        interrupted=np.fromiter((a.max_step_reached for a in terminal), bool, len(terminal)),
+        obs=[_batch_observation(i, s, terminal) for i, s in obs_specs],
+        reward=t_cols[:, 0].astype(np.float32),
+        agent_id=t_cols[:, 2].astype(np.int32),
+        group_id=t_cols[:, 3].astype(np.int32),
+        group_reward=t_cols[:, 1].astype(np.float32),
+        interrupted=t_cols[:, 4].astype(bool),
     )
     return decision_steps, terminal_steps
 
@@ -251,8 +245,8 @@ def _action_masks(
     infos: Sequence[AgentInfoProto], action_spec: ActionSpec
 ) -> list[np.ndarray] | None:
     """Per-branch masks (True = forbidden); agents sending no or a malformed mask allow all."""
-    if action_spec.discrete_size == 0:
-        return None
+    if action_spec.discrete_size == 0 or len(infos) == 0:
+        return None  # as mlagents_envs: no mask when no agent asks for a decision
     width = sum(action_spec.discrete_branches)
     mask = np.zeros((len(infos), width), dtype=bool)
     for row, info in enumerate(infos):

@@ -1,0 +1,171 @@
+"""Player registry, the player's command line, and the `envs` and `env-executable` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli import env_executable_command
+from cli.main import main
+from unity_gym.players import UnknownPlayerError, get_player, list_players
+from unity_gym.players.options import OptionsError, parse_player_args
+
+pytestmark = pytest.mark.protocol
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def test_registry_lists_players_with_specs() -> None:
+    players = {p.name: p for p in list_players()}
+    assert list(players) == ["Basic", "3DBall", "GridWorld"]
+    ball = players["3DBall"].behaviors[0]
+    assert (ball.name, ball.agents_per_area, ball.decision_period, ball.max_step) == (
+        "3DBall",
+        12,
+        5,
+        5000,
+    )
+    assert players["GridWorld"].behavior_specs["GridWorld"].observation_specs[0].shape == (
+        3,
+        64,
+        84,
+    )
+
+
+def test_get_player_is_case_insensitive_and_unknown_names_list_valid_ones() -> None:
+    assert get_player("3dball").name == "3DBall"
+    with pytest.raises(UnknownPlayerError, match="valid names: Basic, 3DBall, GridWorld"):
+        get_player("Walker")
+
+
+# -- the player's own command line ---------------------------------------------------------
+
+
+def test_player_args_parse_like_a_unity_build() -> None:
+    options = parse_player_args(
+        [
+            "3DBall",
+            "-nographics",
+            "-batchmode",
+            "--mlagents-port",
+            "5005",
+            "-logfile",
+            "p.log",
+            "-screen-width",
+            "80",
+            "--decision-period=2",
+            "--max-step",
+            "0",
+            "--mlagents-host",
+            "localhost",
+        ]
+    )
+    assert (options.name, options.port, options.host, options.log_file) == (
+        "3DBall",
+        5005,
+        "localhost",
+        "p.log",
+    )
+    assert options.batchmode and options.nographics
+    assert (options.decision_period, options.max_step) == (2, 0)
+    assert options.ignored == ("-screen-width", "80")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--mlagents-port", "5005"],
+        ["Basic"],
+        ["Basic", "--mlagents-port"],
+        ["Basic", "--mlagents-port", "0"],
+        ["Basic", "--mlagents-port", "5005", "--decision-period", "0"],
+        ["Basic", "--mlagents-port", "5005", "--max-step", "-1"],
+    ],
+)
+def test_bad_player_args_are_rejected(argv: list[str]) -> None:
+    with pytest.raises(OptionsError):
+        parse_player_args(argv)
+
+
+def test_player_help_lists_players() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "unity_gym.players", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "--mlagents-port" in result.stdout and "GridWorld" in result.stdout
+
+
+# -- unity-sb3 envs ------------------------------------------------------------------------
+
+
+def test_envs_lists_players_behaviors_and_specs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    for text in ("3DBall", "(8,)", "2 continuous", "(3, 64, 84)", "discrete branches (5,)"):
+        assert text in out
+
+
+def test_envs_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs", "--json"]) == 0
+    players = json.loads(capsys.readouterr().out)
+    basic = players[0]["behaviors"][0]
+    assert basic["observations"][0]["shape"] == [20] and basic["discrete_branches"] == [3]
+
+
+def test_no_subcommand_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+
+
+# -- unity-sb3 env-executable --------------------------------------------------------------
+
+
+def test_env_executable_writes_an_executable_launcher(tmp_path: Path) -> None:
+    path = tmp_path / "Ball.x86_64"
+    assert main(["env-executable", "3dball", str(path)]) == 0
+    script = path.read_text()
+    assert script.startswith("#!/bin/sh\n")
+    assert f'exec {sys.executable} -m unity_gym.players 3DBall "$@"' in script
+    assert path.stat().st_mode & stat.S_IXUSR
+    help_run = subprocess.run([str(path), "--help"], capture_output=True, text=True, timeout=60)
+    assert help_run.returncode == 0 and "--mlagents-port" in help_run.stdout
+
+
+def test_launcher_sets_pythonpath_when_the_package_is_not_installed(tmp_path: Path) -> None:
+    root = Path(env_executable_command.__file__).resolve().parents[1]
+    script = env_executable_command.launcher_script("Basic", root)
+    assert f"PYTHONPATH={root}" in script and "export PYTHONPATH" in script
+    path = tmp_path / "basic"
+    path.write_text(script)
+    path.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(path), "--help"], capture_output=True, text=True, timeout=60, cwd="/", env=env
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_env_executable_unknown_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["env-executable", "Walker", str(tmp_path / "w")]) == 2
+    assert "valid names: Basic, 3DBall, GridWorld" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("where", ["missing-folder/player", "."])
+def test_env_executable_unwritable_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    assert main(["env-executable", "Basic", str(tmp_path / where)]) == 1
+    assert str(tmp_path) in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""Basic: walk along a line of 20 cells to the better of two goals.
+
+Each agent starts at cell 10 and sees its position one-hot (20 floats). Discrete branch of
+3: 0 stays, 1 steps left, 2 steps right (clamped to the line). Every step costs 0.01; the
+small goal at cell 7 adds 0.1 and the large goal at cell 17 adds 1, each ending the episode.
+The optimum walks right 7 steps (return 0.93); the myopic small goal gives 0.07.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unity_gym.base_env import (
+    ActionSpec,
+    BehaviorSpec,
+    DimensionProperty,
+    ObservationSpec,
+    ObservationType,
+)
+from unity_gym.players.task import Task, TaskContext
+from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
+
+LINE_LENGTH = 20
+START = 10
+SMALL_GOAL, SMALL_REWARD = 7, 0.1
+LARGE_GOAL, LARGE_REWARD = 17, 1.0
+STEP_PENALTY = 0.01
+_MOVES = np.array([0, -1, 1], dtype=np.int64)  # per action index: stay, left, right
+
+
+class BasicTask(Task):
+    """Batched Basic agents: one per area."""
+
+    behavior_name = "Basic"
+    behavior_spec = BehaviorSpec(
+        observation_specs=[
+            ObservationSpec(
+                shape=(LINE_LENGTH,),
+                dimension_property=(DimensionProperty.NONE,),
+                observation_type=ObservationType.DEFAULT,
+                name="Basic",
+            )
+        ],
+        action_spec=ActionSpec.create_discrete((3,)),
+    )
+    agents_per_area = 1
+    decision_period = 1
+    max_step = 100
+
+    def __init__(self, num_agents: int, context: TaskContext) -> None:
+        super().__init__(num_agents, context)
+        self.position = np.full(num_agents, START, dtype=np.int64)
+
+    def begin_episode(self, agents: np.ndarray) -> None:
+        self.position[agents] = START
+
+    def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        moved = self.position + _MOVES[discrete[:, 0]]
+        self.position = np.clip(moved, 0, LINE_LENGTH - 1)
+        small = self.position == SMALL_GOAL
+        large = self.position == LARGE_GOAL
+        rewards -= STEP_PENALTY
+        rewards += np.where(small, SMALL_REWARD, 0.0) + np.where(large, LARGE_REWARD, 0.0)
+        ended = small | large
+        for value in large[ended].tolist():
+            self.context.stats.add(
+                "Basic/LargeGoalRate", float(value), StatsAggregationMethod.AVERAGE
+            )
+        return ended
+
+    def observe(self, agents: np.ndarray) -> list[np.ndarray]:
+        one_hot = np.zeros((len(agents), LINE_LENGTH), dtype=np.float32)
+        one_hot[np.arange(len(agents)), self.position[agents]] = 1.0
+        return [one_hot]
