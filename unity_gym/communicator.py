@@ -207,20 +207,25 @@ class RpcCommunicator:
             )
         return first.unity_output
 
-    def exchange(
-        self, unity_input: UnityInputProto, poll_callback: PollCallback | None = None
-    ) -> UnityOutputProto | None:
-        """Answer the pending request with ``unity_input``; return the player's next output.
-
-        None means the player announced it is quitting.
-        """
+    def send(self, unity_input: UnityInputProto) -> None:
+        """Answer the player's pending request with ``unity_input``; returns at once."""
         self._answer(
             UnityMessageProto(header=HeaderProto(status=STATUS_OK), unity_input=unity_input)
         )
+
+    def receive(self, poll_callback: PollCallback | None = None) -> UnityOutputProto | None:
+        """Wait for the player's next output; None means the player announced it is quitting."""
         reply = self._next_request(poll_callback, "next step")
         if reply.header.status != STATUS_OK:
             return None
         return reply.unity_output
+
+    def exchange(
+        self, unity_input: UnityInputProto, poll_callback: PollCallback | None = None
+    ) -> UnityOutputProto | None:
+        """:meth:`send` then :meth:`receive`."""
+        self.send(unity_input)
+        return self.receive(poll_callback)
 
     def close(self) -> None:
         """Tell a waiting player to quit (status 400), stop the server and free the port."""

@@ -130,6 +130,7 @@ class UnityEnvironment(BaseEnv):
         self._env_specs: dict[str, BehaviorSpec] = {}
         self._env_actions: dict[str, ActionTuple] = {}
         self._is_first_message = True
+        self._awaiting_reply = False
 
         channels = list(side_channels or [])
         analytics: DefaultTrainingAnalyticsSideChannel | None = None
@@ -217,17 +218,39 @@ class UnityEnvironment(BaseEnv):
 
     def reset(self) -> None:
         self._require_loaded()
+        if self._awaiting_reply:
+            self.step_wait()  # finish the step in flight; the reset supersedes its result
         output = self._communicator.exchange(self._generate_reset_input(), self._poll_player)
         self._handle_output(output)
         self._is_first_message = False
 
     def step(self) -> None:
-        if self._is_first_message:
-            self.reset()
-            return
+        self.step_async()
+        self.step_wait()
+
+    def step_async(self) -> None:
+        """Send the queued actions (a reset on the very first step) without waiting.
+
+        With several environments, call ``step_async`` on each, then ``step_wait`` on each:
+        the players simulate in parallel and the wall time is that of the slowest.
+        """
         self._require_loaded()
-        output = self._communicator.exchange(self._generate_step_input(), self._poll_player)
-        self._handle_output(output)
+        if self._awaiting_reply:
+            raise UnityEnvironmentException("step_async() called twice without step_wait().")
+        if self._is_first_message:
+            self._communicator.send(self._generate_reset_input())
+            self._is_first_message = False
+        else:
+            self._communicator.send(self._generate_step_input())
+        self._awaiting_reply = True
+
+    def step_wait(self) -> None:
+        """Wait for the player's reply to :meth:`step_async` and update the steps."""
+        self._require_loaded()
+        if not self._awaiting_reply:
+            raise UnityEnvironmentException("step_wait() called without step_async().")
+        self._awaiting_reply = False
+        self._handle_output(self._communicator.receive(self._poll_player))
 
     def set_actions(self, behavior_name: BehaviorName, action: ActionTuple) -> None:
         self._assert_behavior_exists(behavior_name)

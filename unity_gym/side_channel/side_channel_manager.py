@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from unity_gym.exception import UnityCommunicationException, UnityEnvironmentException
 from unity_gym.side_channel.messages import IncomingMessage
 from unity_gym.side_channel.side_channel import SideChannel
+from unity_gym.side_channel.stats_side_channel import STATS_CHANNEL_ID
 
 logger = logging.getLogger(__name__)
 _LENGTH = struct.Struct("<i")
@@ -80,7 +81,9 @@ class SideChannelManager:
                 channel.on_message_received(IncomingMessage(payload))
             elif channel_id not in self._warned:
                 self._warned.add(channel_id)
-                logger.warning("Unknown side channel data received. Channel type: %s.", channel_id)
+                # Every ML-Agents scene sends stats; dropping them is normal without a reader.
+                log = logger.debug if channel_id == STATS_CHANNEL_ID else logger.warning
+                log("Unknown side channel data received. Channel type: %s.", channel_id)
 
     def generate_side_channel_messages(self) -> bytes:
         pending: list[tuple[uuid.UUID, bytes]] = []

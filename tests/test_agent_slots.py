@@ -1,0 +1,176 @@
+"""BehaviorSlots on scripted message patterns: the cases real Unity scenes produce."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from unity_gym.agent_slots import BehaviorSlots
+from unity_gym.base_env import (
+    ActionSpec,
+    ActionTuple,
+    BehaviorSpec,
+    DecisionSteps,
+    DimensionProperty,
+    ObservationSpec,
+    ObservationType,
+    TerminalSteps,
+)
+from unity_gym.exception import UnityEnvironmentException
+
+pytestmark = pytest.mark.protocol
+
+SPEC = BehaviorSpec(
+    [ObservationSpec((1,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "x")],
+    ActionSpec(1, ()),
+)
+
+
+def decisions(ids: list[int], rewards: list[float] | None = None) -> DecisionSteps:
+    return DecisionSteps(
+        obs=[np.array([[float(i)] for i in ids], np.float32).reshape(len(ids), 1)],
+        reward=np.array(rewards or [0.0] * len(ids), np.float32),
+        agent_id=np.array(ids, np.int32),
+        group_id=np.zeros(len(ids), np.int32),
+        group_reward=np.zeros(len(ids), np.float32),
+    )
+
+
+def terminals(ids: list[int], rewards: list[float], interrupted: list[bool]) -> TerminalSteps:
+    return TerminalSteps(
+        obs=[np.array([[100.0 + i] for i in ids], np.float32).reshape(len(ids), 1)],
+        reward=np.array(rewards, np.float32),
+        agent_id=np.array(ids, np.int32),
+        group_id=np.zeros(len(ids), np.int32),
+        group_reward=np.zeros(len(ids), np.float32),
+        interrupted=np.array(interrupted, bool),
+    )
+
+
+class FakeEnv:
+    """Replays scripted (DecisionSteps, TerminalSteps) replies and records the actions sent."""
+
+    def __init__(self, reset_ids: list[int], replies: list[tuple[DecisionSteps, TerminalSteps]]):
+        self.behavior_specs = {"B": SPEC}
+        self._reset = (decisions(reset_ids), terminals([], [], []))
+        self._replies: Iterator[tuple[DecisionSteps, TerminalSteps]] = iter(replies)
+        self.current = self._reset
+        self.sent: list[tuple[list[int], list[float]]] = []
+        self._pending: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.current = self._reset
+
+    def get_steps(self, name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        return self.current
+
+    def set_actions(self, name: str, action: ActionTuple) -> None:
+        assert action.continuous.shape[0] == len(self.current[0])
+        self._pending = action.continuous[:, 0].copy()
+
+    def step_async(self) -> None:
+        ids = self.current[0].agent_id.tolist()
+        actions = self._pending.tolist() if self._pending is not None and ids else []
+        self.sent.append((ids, actions))
+        self._pending = None
+
+    def step_wait(self) -> None:
+        self.current = next(self._replies)
+
+
+def no_terminals() -> TerminalSteps:
+    return terminals([], [], [])
+
+
+def act(values: list[float]) -> ActionTuple:
+    return ActionTuple(continuous=np.array(values, np.float32)[:, None])
+
+
+def test_terminal_only_messages_are_waited_through_and_rewards_accumulate() -> None:
+    env = FakeEnv(
+        [1, 2],
+        [
+            (decisions([]), terminals([2], [-1.0], [False])),  # agent 2 falls between decisions
+            (decisions([1, 2], [0.1, 0.0]), no_terminals()),  # next boundary, 2 restarted
+        ],
+    )
+    slots = BehaviorSlots([env], "B")  # type: ignore[list-item]
+    first = slots.reset()
+    assert first.obs[0][:, 0].tolist() == [1.0, 2.0]
+    step = slots.step(act([0.5, -0.5]))
+    assert env.sent == [([1, 2], [0.5, -0.5]), ([], [])]
+    assert step.rewards.tolist() == pytest.approx([0.1, -1.0])
+    assert step.terminated.tolist() == [False, True] and not step.truncated.any()
+    assert step.final_obs[1][0].tolist() == [102.0]
+    assert step.obs[0][:, 0].tolist() == [1.0, 2.0]
+
+
+def test_new_agent_ids_take_the_ended_slot_and_first_reward_waits() -> None:
+    env = FakeEnv(
+        [10, 20],
+        [
+            # Real Unity: a new episode is a new agent id, reporting in the same message.
+            (decisions([10, 21], [0.1, 0.5]), terminals([20], [1.0], [True])),
+            (decisions([10, 21], [0.1, 0.2]), no_terminals()),
+        ],
+    )
+    slots = BehaviorSlots([env], "B")  # type: ignore[list-item]
+    slots.reset()
+    step = slots.step(act([0.0, 0.0]))
+    assert step.truncated.tolist() == [False, True] and not step.terminated.any()
+    assert step.rewards.tolist() == pytest.approx([0.1, 1.0])  # 0.5 belongs to the new episode
+    assert step.obs[0][:, 0].tolist() == [10.0, 21.0]
+    step = slots.step(act([0.3, 0.4]))
+    assert step.rewards.tolist() == pytest.approx([0.1, 0.7])
+    assert env.sent[-1] == ([10, 21], pytest.approx([0.3, 0.4]))
+
+
+def test_early_reporters_get_their_last_action_until_every_slot_reported() -> None:
+    env = FakeEnv(
+        [1, 2],
+        [
+            (decisions([1], [0.1]), no_terminals()),  # agent 1 asks before agent 2
+            (decisions([2], [0.2]), no_terminals()),
+        ],
+    )
+    slots = BehaviorSlots([env], "B")  # type: ignore[list-item]
+    slots.reset()
+    step = slots.step(act([0.7, 0.9]))
+    assert env.sent == [([1, 2], pytest.approx([0.7, 0.9])), ([1], pytest.approx([0.7]))]
+    assert step.rewards.tolist() == pytest.approx([0.1, 0.2])
+
+
+def test_two_players_fill_consecutive_slots_and_step_in_parallel() -> None:
+    a = FakeEnv([1], [(decisions([1], [1.0]), no_terminals())])
+    b = FakeEnv([7, 8], [(decisions([7, 8], [2.0, 3.0]), no_terminals())])
+    slots = BehaviorSlots([a, b], "B")  # type: ignore[list-item]
+    slots.reset()
+    assert slots.num_slots == 3 and slots.worker_of_slot(2) == 1
+    step = slots.step(act([0.1, 0.2, 0.3]))
+    assert a.sent == [([1], pytest.approx([0.1]))]
+    assert b.sent == [([7, 8], pytest.approx([0.2, 0.3]))]
+    assert step.rewards.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_more_agents_than_at_reset_is_a_clear_error() -> None:
+    env = FakeEnv([1], [(decisions([1, 2]), no_terminals())])
+    slots = BehaviorSlots([env], "B")  # type: ignore[list-item]
+    slots.reset()
+    with pytest.raises(UnityEnvironmentException, match=r"more agents.*keep the number of agents"):
+        slots.step(act([0.0]))
+
+
+def test_an_agent_that_stops_reporting_is_a_clear_error() -> None:
+    env = FakeEnv([1, 2], [(decisions([1]), no_terminals())] * 5)
+    slots = BehaviorSlots([env], "B", max_exchanges=3)  # type: ignore[list-item]
+    slots.reset()
+    with pytest.raises(UnityEnvironmentException, match=r"Slots \[1\].*3 exchanges"):
+        slots.step(act([0.0, 0.0]))
+
+
+def test_missing_behavior_names_the_known_ones() -> None:
+    env = FakeEnv([1], [])
+    with pytest.raises(UnityEnvironmentException, match="has: B"):
+        BehaviorSlots([env], "Other").reset()  # type: ignore[list-item]

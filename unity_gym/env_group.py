@@ -1,0 +1,106 @@
+"""Start several players at once and close them together.
+
+Vector adapters run one player process per worker id (ports ``base_port + worker_id``).
+Players start concurrently, so N workers take about as long to open as one; if any fails, the
+others are closed before the error propagates, so no process or port is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from unity_gym.environment import UnityEnvironment
+from unity_gym.exception import UnityException
+from unity_gym.side_channel.engine_configuration_channel import (
+    EngineConfig,
+    EngineConfigurationChannel,
+)
+from unity_gym.side_channel.environment_parameters_channel import EnvironmentParametersChannel
+from unity_gym.side_channel.side_channel import SideChannel
+
+SideChannelFactory = Callable[[int], Sequence[SideChannel]]
+
+
+@dataclass
+class WorkerSettings:
+    """How to start each worker's player (same meaning as ``UnityEnvironment``'s arguments)."""
+
+    file_name: str | None
+    base_port: int | None = None
+    worker_id_start: int = 0
+    seed: int = 0
+    no_graphics: bool = True
+    timeout_wait: int = 60
+    additional_args: list[str] = field(default_factory=list)
+    log_folder: str | None = None
+    num_areas: int = 1
+    host: str = "127.0.0.1"
+    # Called with the worker index; returns that worker's side channels (each worker needs its
+    # own channel objects).
+    side_channels: SideChannelFactory | None = None
+    # Sent to every worker before its first reset, as mlagents-learn does.
+    engine_config: EngineConfig | None = None
+    environment_parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def channels(self, index: int) -> list[SideChannel]:
+        channels = list(self.side_channels(index)) if self.side_channels else []
+        if self.engine_config is not None:
+            engine = EngineConfigurationChannel()
+            engine.set_configuration(self.engine_config)
+            channels.append(engine)
+        if self.environment_parameters:
+            parameters = EnvironmentParametersChannel()
+            for key, value in self.environment_parameters.items():
+                parameters.set_float_parameter(key, value)
+            channels.append(parameters)
+        return channels
+
+    def open(self, index: int) -> UnityEnvironment:
+        return UnityEnvironment(
+            file_name=self.file_name,
+            worker_id=self.worker_id_start + index,
+            base_port=self.base_port,
+            seed=self.seed + index,
+            no_graphics=self.no_graphics,
+            timeout_wait=self.timeout_wait,
+            additional_args=list(self.additional_args),
+            side_channels=self.channels(index),
+            log_folder=self.log_folder,
+            num_areas=self.num_areas,
+            host=self.host,
+        )
+
+
+def open_environments(settings: WorkerSettings, count: int) -> list[UnityEnvironment]:
+    """Open ``count`` workers concurrently; all or none."""
+    if count < 1:
+        raise ValueError(f"n_envs must be at least 1, got {count}.")
+    if settings.file_name is None and count > 1:
+        raise UnityException(
+            "Several workers need a player build or 'builtin:<name>': the Unity Editor is a "
+            "single player. Pass file_name, or use n_envs=1."
+        )
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(settings.open, i) for i in range(count)]
+    opened: list[UnityEnvironment] = []
+    errors: list[BaseException] = []
+    for future in futures:
+        error = future.exception()
+        if error is None:
+            opened.append(future.result())
+        else:
+            errors.append(error)
+    if errors:
+        close_all(opened)
+        raise errors[0]
+    return opened
+
+
+def close_all(envs: Sequence[UnityEnvironment]) -> None:
+    """Close every environment, even if closing one of them fails."""
+    for env in envs:
+        with contextlib.suppress(UnityException):
+            env.close()
