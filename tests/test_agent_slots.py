@@ -166,7 +166,7 @@ def test_an_agent_that_stops_reporting_is_a_clear_error() -> None:
     env = FakeEnv([1, 2], [(decisions([1]), no_terminals())] * 5)
     slots = BehaviorSlots([env], "B", max_exchanges=3)  # type: ignore[list-item]
     slots.reset()
-    with pytest.raises(UnityEnvironmentException, match=r"Slots \[1\].*3 exchanges"):
+    with pytest.raises(UnityEnvironmentException, match=r"3 exchanges from: 'B' slots \[1\]"):
         slots.step(act([0.0, 0.0]))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from unity_gym.exception import UnityEnvironmentException
 from unity_gym.sb3_vec_env import UnityVecEnv
 from unity_gym.side_channel import EngineConfig
@@ -193,3 +194,19 @@ def test_players_step_in_parallel(make_vec_env) -> None:
     four = _paced_step_time(make_vec_env, 4)
     assert one > 0.015  # 5 academy steps x 4 ms: the pacing is what we measure
     assert four < 2.0 * one, (one, four)
+
+
+def test_readme_sb3_example_runs() -> None:
+    readme = (REPO / "README.md").read_text()
+    code = re.search(
+        r"## Train a built-in environment with SB3\n\n```python\n(.*?)```", readme, re.S
+    )
+    assert code, "README lost its SB3 example"
+    assert len(code.group(1).strip().splitlines()) < 10
+    source = (
+        code.group(1)
+        .replace("model.learn(200_000)", "model.learn(1_000)")
+        .replace("seed=0)", f"seed=0, base_port={free_port()})")
+        .replace("verbose=1", "verbose=0")
+    )
+    exec(compile(source, "README.md", "exec"), {})

@@ -1,25 +1,28 @@
-"""Fixed slots for every agent of one behavior across several players.
+"""Fixed slots for every agent of one or more behaviors across several players.
 
-Vector APIs (SB3's ``VecEnv``, Gymnasium's ``VectorEnv``) need one observation per slot at every
-step, while Unity agents report on their own schedule: between decision boundaries a player may
-send only episode ends, and a new episode's agent may report (under a new agent id, as Unity
-does) before or after the others. :class:`BehaviorSlots` turns that into lock-step batches:
+Vector and multi-agent APIs (SB3's ``VecEnv``, Gymnasium's ``VectorEnv``, PettingZoo) need one
+observation per agent at every step, while Unity agents report on their own schedule: between
+decision boundaries a player may send only episode ends, and a new episode's agent may report
+(under a new agent id, as Unity does) before or after the others. :class:`AgentSlots` turns
+that into lock-step batches:
 
-- each agent seen at reset owns one slot; a slot whose episode ended is taken by the next
-  unknown agent of the same player (preferring the same agent id);
-- a step sends the slot actions to the agents that requested a decision, then keeps exchanging
-  with each player until every slot of that player has a fresh decision. Agents that report
-  early are answered with their slot's latest action. All players exchange in parallel;
+- each agent seen at reset owns one slot of its behavior; a slot whose episode ended is taken
+  by the next unknown agent of the same behavior and player (preferring the same agent id);
+- a step sends each slot's action to its agent if it requested a decision, then keeps
+  exchanging with each player until every slot of that player has a fresh decision. Agents
+  that report early are answered with their slot's latest action. All players exchange in
+  parallel;
 - rewards accumulate per slot until the slot's next decision; an episode end sets
   ``terminated`` (or ``truncated`` when the player interrupted it at its step limit) and keeps
-  the final observation, and the new episode's first decision becomes the slot's observation;
+  the final observation, and the new episode's first decision becomes the slot's observation
+  (its reward counts towards the slot's next step);
 - a player with more agents than it started with, or with slots that stop reporting, is an
   error that says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +36,7 @@ DEFAULT_MAX_EXCHANGES = 1000
 
 @dataclass
 class SlotStep:
-    """One lock-step batch over all slots (low-level layout: float32 observations per spec)."""
+    """One lock-step batch over a behavior's slots (low-level layout: float32 per spec)."""
 
     obs: list[np.ndarray]
     rewards: np.ndarray
@@ -49,86 +52,137 @@ class SlotStep:
         return self.terminated | self.truncated
 
 
+class _Table:
+    """Per-behavior buffers over all slots."""
+
+    def __init__(self, name: str, spec: BehaviorSpec, n: int) -> None:
+        self.name = name
+        self.spec = spec
+        action = spec.action_spec
+        self.obs = [np.zeros((n, *s.shape), np.float32) for s in spec.observation_specs]
+        width = sum(action.discrete_branches)
+        self.mask = np.zeros((n, width), bool) if action.discrete_size else None
+        self.rewards = np.zeros(n, np.float32)
+        self.carry = np.zeros(n, np.float32)
+        self.terminated = np.zeros(n, bool)
+        self.truncated = np.zeros(n, bool)
+        self.ready = np.zeros(n, bool)
+        self.continuous = np.zeros((n, action.continuous_size), np.float32)
+        self.discrete = np.zeros((n, action.discrete_size), np.int32)
+        self.final_obs: dict[int, list[np.ndarray]] = {}
+        self.ended: set[int] = set()
+        self.agent_of_slot = np.zeros(n, np.int64)
+
+    def begin_step(self, actions: ActionTuple | None) -> None:
+        if actions is not None:
+            self.continuous[:] = actions.continuous
+            self.discrete[:] = actions.discrete
+        self.rewards[:] = self.carry
+        self.carry[:] = 0.0
+        self.terminated[:] = False
+        self.truncated[:] = False
+        self.ready[:] = False
+        self.final_obs = {}
+        self.ended = set()
+
+    def result(self) -> SlotStep:
+        return SlotStep(
+            obs=[o.copy() for o in self.obs],
+            rewards=self.rewards.copy(),
+            terminated=self.terminated.copy(),
+            truncated=self.truncated.copy(),
+            action_mask=None if self.mask is None else self.mask.copy(),
+            final_obs=dict(self.final_obs),
+        )
+
+
 @dataclass
-class _Worker:
-    env: UnityEnvironment
-    slots: np.ndarray  # global slot indices owned by this player
+class _Roster:
+    """Which agent of one player holds which slot of one behavior."""
+
+    slots: np.ndarray  # global slot indices of this behavior owned by this player
     agent_slot: dict[int, int] = field(default_factory=dict)
     previous_agent: dict[int, int] = field(default_factory=dict)  # slot -> last agent id
     free: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Worker:
+    env: UnityEnvironment
+    rosters: dict[str, _Roster]
     exchanges: int = 0
 
 
-class BehaviorSlots:
-    """Lock-step view of one behavior over ``envs`` (see the module docstring)."""
+class AgentSlots:
+    """Lock-step view of ``behavior_names`` over ``envs`` (see the module docstring)."""
 
     def __init__(
         self,
         envs: Sequence[UnityEnvironment],
-        behavior_name: str,
+        behavior_names: Sequence[str],
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
     ) -> None:
         self.envs = list(envs)
-        self.behavior_name = behavior_name
+        self.behavior_names = list(behavior_names)
         self.max_exchanges = max_exchanges
         self._workers: list[_Worker] = []
-        self.spec: BehaviorSpec | None = None
-        self.num_slots = 0
-        self._final_obs: dict[int, list[np.ndarray]] = {}
+        self._tables: dict[str, _Table] = {}
 
     # -- public -------------------------------------------------------------------------
 
-    def worker_of_slot(self, slot: int) -> int:
-        for index, worker in enumerate(self._workers):
-            if worker.slots[0] <= slot <= worker.slots[-1]:
-                return index
-        raise IndexError(f"slot {slot} out of range 0..{self.num_slots - 1}")
+    @property
+    def specs(self) -> dict[str, BehaviorSpec]:
+        return {name: table.spec for name, table in self._tables.items()}
 
-    def reset(self) -> SlotStep:
+    def num_slots(self, behavior: str) -> int:
+        return len(self._tables[behavior].rewards)
+
+    def worker_of_slot(self, behavior: str, slot: int) -> int:
+        for index, worker in enumerate(self._workers):
+            if slot in worker.rosters[behavior].slots:
+                return index
+        raise IndexError(f"slot {slot} of {behavior!r} out of range")
+
+    def agent_id(self, behavior: str, slot: int) -> int:
+        """The Unity agent id currently holding ``slot``."""
+        return int(self._tables[behavior].agent_of_slot[slot])
+
+    def reset(self) -> dict[str, SlotStep]:
         """Reset every player and (re)assign one slot per agent requesting a decision."""
         for env in self.envs:
             env.reset()
+        counts = dict.fromkeys(self.behavior_names, 0)
         self._workers = []
-        offset = 0
+        specs: dict[str, BehaviorSpec] = {}
         for index, env in enumerate(self.envs):
-            if self.behavior_name not in env.behavior_specs:
-                known = ", ".join(env.behavior_specs) or "none"
-                raise UnityEnvironmentException(
-                    f"Worker {index} has no behavior {self.behavior_name!r} after reset (it has: "
-                    f"{known}). Pick one of those behaviors."
-                )
-            self.spec = env.behavior_specs[self.behavior_name]
-            decisions, _ = env.get_steps(self.behavior_name)
-            if len(decisions) == 0:
-                raise UnityEnvironmentException(
-                    f"No agent of behavior {self.behavior_name!r} requested a decision after "
-                    f"worker {index}'s reset; vector environments need every agent to request "
-                    "one at reset (Unity does this unless decisions are requested manually)."
-                )
-            slots = np.arange(offset, offset + len(decisions))
-            worker = _Worker(env, slots)
-            for slot, agent in zip(slots.tolist(), decisions.agent_id.tolist(), strict=True):
-                worker.agent_slot[agent] = slot
-                worker.previous_agent[slot] = agent
-            self._workers.append(worker)
-            offset += len(decisions)
-        self.num_slots = offset
-        self._allocate()
+            rosters = {}
+            for name in self.behavior_names:
+                specs[name] = self._spec(env, index, name)
+                decisions, _ = env.get_steps(name)
+                if len(decisions) == 0:
+                    raise UnityEnvironmentException(
+                        f"No agent of behavior {name!r} requested a decision after worker "
+                        f"{index}'s reset; vector and multi-agent environments need every agent "
+                        "to request one at reset (Unity does unless decisions are requested "
+                        "manually)."
+                    )
+                rosters[name] = _Roster(np.arange(counts[name], counts[name] + len(decisions)))
+                counts[name] += len(decisions)
+            self._workers.append(_Worker(env, rosters))
+        self._tables = {name: _Table(name, specs[name], counts[name]) for name in counts}
         for worker in self._workers:
-            self._record_decisions(worker, worker.env.get_steps(self.behavior_name)[0], set())
-        return self._result(set())
+            for name, roster in worker.rosters.items():
+                agents = worker.env.get_steps(name)[0].agent_id.tolist()
+                for slot, agent in zip(roster.slots.tolist(), agents, strict=True):
+                    roster.agent_slot[agent] = slot
+                    roster.previous_agent[slot] = agent
+                self._record_decisions(worker, name, worker.env.get_steps(name)[0])
+        return {name: table.result() for name, table in self._tables.items()}
 
-    def step(self, actions: ActionTuple) -> SlotStep:
+    def step(self, actions: Mapping[str, ActionTuple]) -> dict[str, SlotStep]:
         """Give each slot its action and collect the next decision of every slot."""
-        self._last_continuous[:] = actions.continuous
-        self._last_discrete[:] = actions.discrete
-        self._rewards[:] = self._carry
-        self._carry[:] = 0.0
-        self._terminated[:] = False
-        self._truncated[:] = False
-        self._ready[:] = False
-        self._final_obs.clear()
-        ended: set[int] = set()
+        for name, table in self._tables.items():
+            table.begin_step(actions.get(name))
         pending = list(self._workers)
         for worker in pending:
             worker.exchanges = 0
@@ -137,10 +191,11 @@ class BehaviorSlots:
             still = []
             for worker in pending:
                 worker.env.step_wait()
-                decisions, terminals = worker.env.get_steps(self.behavior_name)
-                self._record_terminals(worker, terminals, ended)
-                self._record_decisions(worker, decisions, ended)
-                if self._ready[worker.slots].all():
+                for name in worker.rosters:
+                    decisions, terminals = worker.env.get_steps(name)
+                    self._record_terminals(worker, name, terminals)
+                    self._record_decisions(worker, name, decisions)
+                if self._worker_ready(worker):
                     continue
                 worker.exchanges += 1
                 if worker.exchanges >= self.max_exchanges:
@@ -148,105 +203,133 @@ class BehaviorSlots:
                 self._send(worker)
                 still.append(worker)
             pending = still
-        return self._result(ended)
+        return {name: table.result() for name, table in self._tables.items()}
 
     # -- internals ----------------------------------------------------------------------
 
-    def _allocate(self) -> None:
-        assert self.spec is not None
-        n = self.num_slots
-        action = self.spec.action_spec
-        self._obs = [np.zeros((n, *s.shape), np.float32) for s in self.spec.observation_specs]
-        width = sum(action.discrete_branches)
-        self._mask = np.zeros((n, width), bool) if action.discrete_size else None
-        self._rewards = np.zeros(n, np.float32)
-        self._carry = np.zeros(n, np.float32)
-        self._terminated = np.zeros(n, bool)
-        self._truncated = np.zeros(n, bool)
-        self._ready = np.zeros(n, bool)
-        self._last_continuous = np.zeros((n, action.continuous_size), np.float32)
-        self._last_discrete = np.zeros((n, action.discrete_size), np.int32)
-        self._final_obs.clear()
+    @staticmethod
+    def _spec(env: UnityEnvironment, index: int, name: str) -> BehaviorSpec:
+        if name not in env.behavior_specs:
+            known = ", ".join(env.behavior_specs) or "none"
+            raise UnityEnvironmentException(
+                f"Worker {index} has no behavior {name!r} after reset (it has: {known}). Pick "
+                "one of those behaviors."
+            )
+        return env.behavior_specs[name]
+
+    def _worker_ready(self, worker: _Worker) -> bool:
+        return all(
+            self._tables[name].ready[roster.slots].all() for name, roster in worker.rosters.items()
+        )
 
     def _send(self, worker: _Worker) -> None:
         """Answer the agents that requested a decision with their slots' latest actions."""
-        decisions, _ = worker.env.get_steps(self.behavior_name)
-        if len(decisions):
-            rows = [worker.agent_slot[a] for a in decisions.agent_id.tolist()]
-            worker.env.set_actions(
-                self.behavior_name,
-                ActionTuple(self._last_continuous[rows], self._last_discrete[rows]),
-            )
+        for name, roster in worker.rosters.items():
+            decisions, _ = worker.env.get_steps(name)
+            if len(decisions):
+                table = self._tables[name]
+                rows = [roster.agent_slot[a] for a in decisions.agent_id.tolist()]
+                worker.env.set_actions(
+                    name, ActionTuple(table.continuous[rows], table.discrete[rows])
+                )
         worker.env.step_async()
 
-    def _record_terminals(self, worker: _Worker, terminals: TerminalSteps, ended: set[int]) -> None:
+    def _record_terminals(self, worker: _Worker, name: str, terminals: TerminalSteps) -> None:
+        table, roster = self._tables[name], worker.rosters[name]
         for row, agent in enumerate(terminals.agent_id.tolist()):
-            slot = worker.agent_slot.pop(agent, None)
+            slot = roster.agent_slot.pop(agent, None)
             if slot is None:
                 raise UnityEnvironmentException(
-                    f"Agent {agent} of behavior {self.behavior_name!r} ended an episode without "
-                    "ever requesting a decision: an agent was added after reset. Vector "
-                    "environments keep one slot per agent; keep the number of agents fixed."
+                    f"Agent {agent} of behavior {name!r} ended an episode without ever "
+                    "requesting a decision: an agent was added after reset. Vector and "
+                    "multi-agent environments keep one slot per agent; keep the number of "
+                    "agents fixed."
                 )
-            self._rewards[slot] += terminals.reward[row]
+            table.rewards[slot] += terminals.reward[row]
             interrupted = bool(terminals.interrupted[row])
-            self._truncated[slot] = interrupted
-            self._terminated[slot] = not interrupted
-            self._final_obs[slot] = [o[row].copy() for o in terminals.obs]
-            self._ready[slot] = False
-            worker.free.append(slot)
-            ended.add(slot)
+            table.truncated[slot] = interrupted
+            table.terminated[slot] = not interrupted
+            table.final_obs[slot] = [o[row].copy() for o in terminals.obs]
+            table.ready[slot] = False
+            table.ended.add(slot)
+            roster.free.append(slot)
 
-    def _take_free_slot(self, worker: _Worker, agent: int) -> int:
-        if not worker.free:
+    def _take_free_slot(self, roster: _Roster, name: str, agent: int) -> int:
+        if not roster.free:
             raise UnityEnvironmentException(
-                f"Behavior {self.behavior_name!r} now has more agents requesting decisions in "
-                f"one player than the {len(worker.slots)} it had at reset (new agent id "
-                f"{agent}). Vector environments keep one slot per agent: keep the number of "
+                f"Behavior {name!r} now has more agents requesting decisions in one player "
+                f"than the {len(roster.slots)} it had at reset (new agent id {agent}). Vector "
+                "and multi-agent environments keep one slot per agent: keep the number of "
                 "agents fixed, or reset after changing it."
             )
-        for i, slot in enumerate(worker.free):
-            if worker.previous_agent.get(slot) == agent:
-                return worker.free.pop(i)
-        return worker.free.pop(0)
+        for i, slot in enumerate(roster.free):
+            if roster.previous_agent.get(slot) == agent:
+                return roster.free.pop(i)
+        return roster.free.pop(0)
 
-    def _record_decisions(self, worker: _Worker, decisions: DecisionSteps, ended: set[int]) -> None:
+    def _record_decisions(self, worker: _Worker, name: str, decisions: DecisionSteps) -> None:
         if len(decisions) == 0:
             return
+        table, roster = self._tables[name], worker.rosters[name]
         rows = []
         for agent in decisions.agent_id.tolist():
-            slot = worker.agent_slot.get(agent)
+            slot = roster.agent_slot.get(agent)
             if slot is None:
-                slot = self._take_free_slot(worker, agent)
-                worker.agent_slot[agent] = slot
-                worker.previous_agent[slot] = agent
+                slot = self._take_free_slot(roster, name, agent)
+                roster.agent_slot[agent] = slot
+                roster.previous_agent[slot] = agent
             rows.append(slot)
         slots = np.asarray(rows)
-        new_episode = np.fromiter((s in ended for s in rows), bool, len(rows))
+        table.agent_of_slot[slots] = decisions.agent_id
+        new_episode = np.fromiter((s in table.ended for s in rows), bool, len(rows))
         # A new episode's first reward belongs to its next step, not to the ended episode.
-        np.add.at(self._carry, slots[new_episode], decisions.reward[new_episode])
-        np.add.at(self._rewards, slots[~new_episode], decisions.reward[~new_episode])
-        for buffer, batch in zip(self._obs, decisions.obs, strict=True):
+        np.add.at(table.carry, slots[new_episode], decisions.reward[new_episode])
+        np.add.at(table.rewards, slots[~new_episode], decisions.reward[~new_episode])
+        for buffer, batch in zip(table.obs, decisions.obs, strict=True):
             buffer[slots] = batch
-        if self._mask is not None and decisions.action_mask is not None:
-            self._mask[slots] = np.concatenate(decisions.action_mask, axis=1)
-        self._ready[slots] = True
+        if table.mask is not None and decisions.action_mask is not None:
+            table.mask[slots] = np.concatenate(decisions.action_mask, axis=1)
+        table.ready[slots] = True
 
     def _raise_stalled(self, worker: _Worker) -> None:
-        waiting = worker.slots[~self._ready[worker.slots]].tolist()
+        waiting = {
+            name: roster.slots[~self._tables[name].ready[roster.slots]].tolist()
+            for name, roster in worker.rosters.items()
+        }
+        described = "; ".join(f"{name!r} slots {slots}" for name, slots in waiting.items() if slots)
         raise UnityEnvironmentException(
-            f"Slots {waiting} of behavior {self.behavior_name!r} received no decision request "
-            f"in {self.max_exchanges} exchanges with their player: their agents were removed "
-            "or stopped requesting decisions. Vector environments need every agent to keep "
-            "requesting decisions (raise max_exchanges if respawns are just slow)."
+            f"No decision request in {self.max_exchanges} exchanges from: {described}. Their "
+            "agents were removed or stopped requesting decisions; vector and multi-agent "
+            "environments need every agent to keep requesting decisions (raise max_exchanges "
+            "if respawns are just slow)."
         )
 
-    def _result(self, ended: set[int]) -> SlotStep:
-        return SlotStep(
-            obs=[o.copy() for o in self._obs],
-            rewards=self._rewards.copy(),
-            terminated=self._terminated.copy(),
-            truncated=self._truncated.copy(),
-            action_mask=None if self._mask is None else self._mask.copy(),
-            final_obs=dict(self._final_obs),
-        )
+
+class BehaviorSlots:
+    """:class:`AgentSlots` for a single behavior, with single-behavior signatures."""
+
+    def __init__(
+        self,
+        envs: Sequence[UnityEnvironment],
+        behavior_name: str,
+        max_exchanges: int = DEFAULT_MAX_EXCHANGES,
+    ) -> None:
+        self.behavior_name = behavior_name
+        self._slots = AgentSlots(envs, [behavior_name], max_exchanges)
+
+    @property
+    def spec(self) -> BehaviorSpec | None:
+        return self._slots.specs.get(self.behavior_name)
+
+    @property
+    def num_slots(self) -> int:
+        return self._slots.num_slots(self.behavior_name)
+
+    def worker_of_slot(self, slot: int) -> int:
+        return self._slots.worker_of_slot(self.behavior_name, slot)
+
+    def reset(self) -> SlotStep:
+        return self._slots.reset()[self.behavior_name]
+
+    def step(self, actions: ActionTuple) -> SlotStep:
+        return self._slots.step({self.behavior_name: actions})[self.behavior_name]
