@@ -390,7 +390,7 @@ def test_env_executable_launcher_plays_like_a_unity_build(spawn, trainer, tmp_pa
 
 
 def test_version_rule_matches_unity() -> None:
-    from unity_gym.players.protocol import versions_compatible
+    from unity_gym.protocol_version import communication_compatible as versions_compatible
 
     assert versions_compatible("1.5.0", "1.0.0") and versions_compatible("1.5.0", "1.9.3")
     assert not versions_compatible("1.5.0", "2.0.0") and not versions_compatible("1.5.0", "0.5")

@@ -38,6 +38,11 @@ from unity_gym.exception import (
     UnityEnvironmentException,
 )
 from unity_gym.launcher import PlayerProcess
+from unity_gym.protocol_version import (
+    COMMUNICATION_VERSION,
+    communication_compatible,
+    full_capabilities,
+)
 from unity_gym.rpc_utils import behavior_spec_from_proto, steps_from_proto
 from unity_gym.side_channel.side_channel import SideChannel
 from unity_gym.side_channel.side_channel_manager import SideChannelManager
@@ -46,35 +51,6 @@ from unity_gym.side_channel.training_analytics_side_channel import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """``"1.5.0"`` -> ``(1, 5, 0)``; raises ValueError on anything else."""
-    return tuple(int(part) for part in text.strip().split("."))
-
-
-def communication_compatible(player_version: str, python_version: str) -> bool:
-    """Semantic versioning of the protocol: majors must match (and minors while major is 0)."""
-    try:
-        player, ours = parse_version(player_version), parse_version(python_version)
-    except ValueError:
-        return False
-    if player[0] != ours[0]:
-        return False
-    return not (player[0] == 0 and player[1:2] != ours[1:2])
-
-
-def python_capabilities() -> UnityRLCapabilitiesProto:
-    """Everything communication API 1.5.0 defines; this package supports all of it."""
-    return UnityRLCapabilitiesProto(
-        baseRLCapabilities=True,
-        concatenatedPngObservations=True,
-        compressedChannelMapping=True,
-        hybridActions=True,
-        trainingAnalytics=True,
-        variableLengthObservation=True,
-        multiAgentGroups=True,
-    )
 
 
 def _shutdown(
@@ -96,7 +72,7 @@ class UnityEnvironment(BaseEnv):
     """
 
     # Communication protocol version; players with the same major version are compatible.
-    API_VERSION = "1.5.0"
+    API_VERSION = COMMUNICATION_VERSION
     DEFAULT_EDITOR_PORT = 5004
     BASE_ENVIRONMENT_PORT = 5005
 
@@ -169,14 +145,14 @@ class UnityEnvironment(BaseEnv):
                 seed=seed,
                 communication_version=self.API_VERSION,
                 package_version=__version__,
-                capabilities=python_capabilities(),
+                capabilities=full_capabilities(),
                 num_areas=num_areas,
             )
         )
         try:
             init_output = self._communicator.initialize(init_input, self._poll_player)
             params = init_output.rl_initialization_output
-            if not communication_compatible(params.communication_version, self.API_VERSION):
+            if not communication_compatible(self.API_VERSION, params.communication_version):
                 raise UnityEnvironmentException(
                     "The communication API version is not compatible between Unity and python. "
                     f"Python API: {self.API_VERSION}, Unity API: {params.communication_version} "

@@ -27,7 +27,6 @@ import grpc
 
 from unity_gym.base_env import BehaviorSpec
 from unity_gym.communicator_objects.brain_parameters_pb2 import BrainParametersProto
-from unity_gym.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
 from unity_gym.communicator_objects.command_pb2 import QUIT, RESET
 from unity_gym.communicator_objects.header_pb2 import HeaderProto
 from unity_gym.communicator_objects.space_type_pb2 import continuous, discrete
@@ -39,10 +38,14 @@ from unity_gym.communicator_objects.unity_rl_initialization_output_pb2 import (
 from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
 from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
 from unity_gym.communicator_objects.unity_to_external_pb2_grpc import UnityToExternalProtoStub
+from unity_gym.protocol_version import (
+    COMMUNICATION_VERSION,
+    communication_compatible,
+    full_capabilities,
+)
 
 logger = logging.getLogger(__name__)
 
-COMMUNICATION_VERSION = "1.5.0"
 PACKAGE_VERSION = "3.0.0"  # the com.unity.ml-agents release that speaks API 1.5.0
 STATUS_OK = 200
 STATUS_ERROR = 500
@@ -111,31 +114,6 @@ class UnityConnection:
         self._channel.close()
 
 
-def unity_capabilities() -> UnityRLCapabilitiesProto:
-    """Everything API 1.5.0 defines, as a release-21 Unity player announces."""
-    return UnityRLCapabilitiesProto(
-        baseRLCapabilities=True,
-        concatenatedPngObservations=True,
-        compressedChannelMapping=True,
-        hybridActions=True,
-        trainingAnalytics=True,
-        variableLengthObservation=True,
-        multiAgentGroups=True,
-    )
-
-
-def versions_compatible(unity_version: str, python_version: str) -> bool:
-    """Unity's rule: majors must match, and minors too while the major is 0."""
-    try:
-        unity = [int(p) for p in unity_version.split(".")]
-        python = [int(p) for p in python_version.split(".")]
-    except ValueError:
-        return False
-    if unity[0] != python[0]:
-        return False
-    return unity[0] != 0 or unity[1:2] == python[1:2]
-
-
 def brain_parameters(
     name: str, spec: BehaviorSpec, hybrid_supported: bool = True
 ) -> BrainParametersProto:
@@ -170,7 +148,7 @@ def run_session(connection: UnityConnection, simulation: Simulation, name: str) 
                 name=name,
                 communication_version=COMMUNICATION_VERSION,
                 package_version=PACKAGE_VERSION,
-                capabilities=unity_capabilities(),
+                capabilities=full_capabilities(),
             )
         ),
     )
@@ -186,7 +164,7 @@ def run_session(connection: UnityConnection, simulation: Simulation, name: str) 
         init.seed,
         init.num_areas,
     )
-    if not versions_compatible(COMMUNICATION_VERSION, init.communication_version):
+    if not communication_compatible(COMMUNICATION_VERSION, init.communication_version):
         warning = (
             f"Communication protocol between python ({init.communication_version}) and Unity "
             f"({COMMUNICATION_VERSION}) have different versions which make them incompatible. "
