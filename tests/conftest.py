@@ -1,7 +1,8 @@
-"""Shared test fixtures: fixture-file locations and free loopback ports."""
+"""Shared test helpers: fixture-file locations, free loopback ports, process checks."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -28,3 +29,23 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] == "Z"
+
+
+def live_children() -> set[int]:
+    """Process ids of this process's children that are still running."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            pids.update(int(p) for p in children.read_text().split())
+    return {p for p in pids if not process_gone(p)}

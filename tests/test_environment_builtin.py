@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, process_gone
 from unity_gym import ActionTuple, UnityEnvironment
 from unity_gym.exception import UnityActionException, UnityEnvironmentException
 from unity_gym.side_channel import (
@@ -24,16 +24,6 @@ from unity_gym.side_channel import (
 )
 
 pytestmark = pytest.mark.protocol
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie still answers kill(0) until reaped; read its state.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] == "Z"
 
 
 def _port_free(port: int) -> bool:
@@ -64,7 +54,7 @@ def open_env() -> Iterator:
         with contextlib.suppress(UnityEnvironmentException):  # already closed by the test
             env.close()
         if pid is not None:
-            assert _gone(pid), f"player {pid} survived close()"
+            assert process_gone(pid), f"player {pid} survived close()"
 
 
 def _random_steps(env: UnityEnvironment, name: str, n: int, seed: int = 0) -> list:
@@ -239,7 +229,7 @@ def test_killed_player_is_reported_quickly_and_cleaned_up(open_env) -> None:
             env.step()
     assert time.monotonic() - start < 3
     env.close()
-    assert _gone(pid) and _port_free(port)
+    assert process_gone(pid) and _port_free(port)
 
 
 def test_close_ends_the_player_and_frees_the_port(open_env) -> None:
@@ -247,7 +237,7 @@ def test_close_ends_the_player_and_frees_the_port(open_env) -> None:
     env.reset()
     port, pid = env.port, env.player_pid
     env.close()
-    assert pid is not None and _gone(pid)
+    assert pid is not None and process_gone(pid)
     assert _port_free(port)
 
 

@@ -7,7 +7,6 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,19 +18,10 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, process_gone
 from unity_gym.exception import UnityEnvironmentException
 from unity_gym.sb3_vec_env import UnityVecEnv
 from unity_gym.side_channel import EngineConfig
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] == "Z"
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def make_vec_env() -> Iterator[Callable[..., UnityVecEnv]]:
     for env in opened:
         pids = [e.player_pid for e in env.envs]
         env.close()
-        assert all(pid is None or _gone(pid) for pid in pids)
+        assert all(pid is None or process_gone(pid) for pid in pids)
 
 
 def test_every_agent_of_every_player_is_an_environment(make_vec_env) -> None:
@@ -168,7 +158,7 @@ def test_killed_player_gives_a_clear_error_and_close_cleans_up(make_vec_env) -> 
             env.step(np.zeros((24, 2), np.float32))
     pids = [e.player_pid for e in env.envs]
     env.close()
-    assert all(pid is not None and _gone(pid) for pid in pids)
+    assert all(pid is not None and process_gone(pid) for pid in pids)
 
 
 def test_scene_with_unknown_behavior_is_refused_with_the_choices() -> None:

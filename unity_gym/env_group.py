@@ -3,6 +3,7 @@
 Vector adapters run one player process per worker id (ports ``base_port + worker_id``).
 Players start concurrently, so N workers take about as long to open as one; if any fails, the
 others are closed before the error propagates, so no process or port is left behind.
+:func:`choose_behavior` picks the behavior an adapter exposes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from unity_gym.environment import UnityEnvironment
-from unity_gym.exception import UnityException
+from unity_gym.exception import UnityEnvironmentException, UnityException
 from unity_gym.side_channel.engine_configuration_channel import (
     EngineConfig,
     EngineConfigurationChannel,
@@ -104,3 +105,21 @@ def close_all(envs: Sequence[UnityEnvironment]) -> None:
     for env in envs:
         with contextlib.suppress(UnityException):
             env.close()
+
+
+def choose_behavior(env: UnityEnvironment, behavior_name: str | None) -> str:
+    """The behavior to expose (``env`` has been reset): the one given, or the scene's only one."""
+    names = list(env.behavior_specs)
+    if behavior_name is not None:
+        if behavior_name not in names:
+            raise UnityEnvironmentException(
+                f"Behavior {behavior_name!r} is not in this scene; its behaviors are: "
+                f"{', '.join(names) or 'none'}."
+            )
+        return behavior_name
+    if len(names) != 1:
+        raise UnityEnvironmentException(
+            f"This scene has {len(names)} behaviors ({', '.join(names) or 'none'}); pass "
+            "behavior_name to choose one (or use the PettingZoo adapters for all of them)."
+        )
+    return names[0]

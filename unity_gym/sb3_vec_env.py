@@ -21,48 +21,11 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, BehaviorSlots, SlotStep
-from unity_gym.env_group import WorkerSettings, close_all, open_environments
+from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES
+from unity_gym.behavior_group import BehaviorGroup, SlotView
+from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
-from unity_gym.exception import UnityEnvironmentException
-from unity_gym.spaces import SpaceConverter, VisualDtype
-
-
-def choose_behavior(env: UnityEnvironment, behavior_name: str | None) -> str:
-    """The behavior to expose: the one given, or the scene's only behavior."""
-    names = list(env.behavior_specs)
-    if behavior_name is not None:
-        if behavior_name not in names:
-            raise UnityEnvironmentException(
-                f"Behavior {behavior_name!r} is not in this scene; its behaviors are: "
-                f"{', '.join(names) or 'none'}."
-            )
-        return behavior_name
-    if len(names) != 1:
-        raise UnityEnvironmentException(
-            f"This scene has {len(names)} behaviors ({', '.join(names) or 'none'}); pass "
-            "behavior_name to choose one (or use the PettingZoo adapters for all of them)."
-        )
-    return names[0]
-
-
-class AgentSlot:
-    """What ``get_attr``/``env_method`` see as one "environment": one agent slot."""
-
-    render_mode = None
-
-    def __init__(self, vec_env: UnityVecEnv, index: int, env: UnityEnvironment) -> None:
-        self._vec_env = vec_env
-        self.index = index
-        self.env = env
-
-    def action_masks(self) -> np.ndarray:
-        """Allowed discrete actions of this slot, flat over branches (True = allowed)."""
-        return self._vec_env.action_masks()[self.index]
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else is looked up on the slot's player (e.g. behavior_specs, port).
-        return getattr(self.env, name)
+from unity_gym.spaces import VisualDtype
 
 
 class UnityVecEnv(VecEnv):
@@ -86,93 +49,53 @@ class UnityVecEnv(VecEnv):
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
         **worker_settings: Any,
     ) -> None:
-        self._settings = WorkerSettings(file_name=file_name, **worker_settings)
-        self._n_workers = n_envs
-        self._visual_dtype = visual_dtype
-        self._max_exchanges = max_exchanges
-        self.envs: list[UnityEnvironment] = open_environments(self._settings, n_envs)
-        try:
-            self._start(behavior_name)
-        except BaseException:
-            close_all(self.envs)
-            raise
-        assert self._converter is not None
-        super().__init__(
-            self._first.dones.size, self._converter.observation_space, self._converter.action_space
+        self._group = BehaviorGroup(
+            WorkerSettings(file_name=file_name, **worker_settings),
+            n_envs,
+            behavior_name,
+            visual_dtype,
+            max_exchanges,
         )
+        self.behavior_name = self._group.behavior_name
+        self._views = [SlotView(self._group, i) for i in range(self._group.num_slots)]
+        converter = self._group.converter
+        super().__init__(self._group.num_slots, converter.observation_space, converter.action_space)
         self._actions: Any = None
         self.closed = False
 
-    def _start(self, behavior_name: str | None) -> None:
-        self.envs[0].reset()
-        self.behavior_name = choose_behavior(self.envs[0], behavior_name)
-        self._slots = BehaviorSlots(self.envs, self.behavior_name, self._max_exchanges)
-        self._first: SlotStep = self._slots.reset()
-        assert self._slots.spec is not None
-        self._converter = SpaceConverter.for_behavior(self._slots.spec, self._visual_dtype)
-        self._last = self._first
-        self._views = [
-            AgentSlot(self, i, self.envs[self._slots.worker_of_slot(i)])
-            for i in range(self._slots.num_slots)
-        ]
+    @property
+    def envs(self) -> list[UnityEnvironment]:
+        """One low-level environment per player."""
+        return self._group.envs
 
     # -- VecEnv API ---------------------------------------------------------------------
 
     def reset(self) -> VecEnvObs:
         seeds = [s for s in self._seeds if s is not None]
-        if seeds:
-            self._restart_with_seed(int(seeds[0]))
-            self._last = self._first
-        else:
-            self._last = self._slots.reset()
+        step = self._group.reset(int(seeds[0]) if seeds else None)
         self._reset_seeds()
         self._reset_options()
-        return self._converter.observations(self._last.obs)
-
-    def _restart_with_seed(self, seed: int) -> None:
-        """Unity seeds a player once, at its handshake: a new seed means new players."""
-        close_all(self.envs)
-        self._settings.seed = seed
-        self.envs = open_environments(self._settings, self._n_workers)
-        count = self.num_envs
-        self._start(self.behavior_name)
-        if self._slots.num_slots != count:
-            raise UnityEnvironmentException(
-                f"After restarting with seed {seed} the players have {self._slots.num_slots} "
-                f"agents instead of {count}."
-            )
+        return self._group.observations(step)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        step = self._slots.step(self._converter.actions(self._actions))
-        self._last = step
-        dones = step.dones
+        step = self._group.step(self._actions)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for slot, final in step.final_obs.items():
-            infos[slot]["terminal_observation"] = self._single(final)
+            infos[slot]["terminal_observation"] = self._group.single_observation(final)
             infos[slot]["TimeLimit.truncated"] = bool(step.truncated[slot])
-        return self._converter.observations(step.obs), step.rewards, dones, infos
-
-    def _single(self, obs: list[np.ndarray]) -> Any:
-        batch = self._converter.observations([o[None] for o in obs])
-        if isinstance(batch, dict):
-            return {k: v[0] for k, v in batch.items()}
-        return batch[0]
+        return self._group.observations(step), step.rewards, step.dones, infos
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, sum(branches)) allowed actions (True = allowed) for the current step."""
-        n = self.num_envs
-        mask = self._last.action_mask
-        if mask is None:
-            return self._converter.flat_action_masks(None, n)
-        return ~mask
+        return self._group.action_masks()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            close_all(self.envs)
+            self._group.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return [getattr(self._views[i], attr_name) for i in self._indices(indices)]
@@ -180,7 +103,7 @@ class UnityVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         for i in self._indices(indices):
             view = self._views[i]
-            target = view.env if hasattr(view.env, attr_name) else view
+            target: Any = view.env if hasattr(view.env, attr_name) else view
             setattr(target, attr_name, value)
 
     def env_method(
@@ -213,4 +136,4 @@ class UnityVecEnv(VecEnv):
             self.close()
 
 
-__all__ = ["AgentSlot", "UnityVecEnv", "choose_behavior"]
+__all__ = ["UnityVecEnv", "choose_behavior"]
