@@ -16,7 +16,7 @@ pytestmark = pytest.mark.protocol
 
 PACKAGE_DIR = REPO / "unity_gym" / "communicator_objects"
 sys.path.insert(0, str(PACKAGE_DIR))
-import regenerate  # noqa: E402
+import regenerate
 
 
 def _committed(proto: Path) -> descriptor_pb2.FileDescriptorProto:

@@ -69,3 +69,10 @@ def test_generic_id_takes_any_build() -> None:
     finally:
         env.close()
     assert pid is not None and process_gone(pid)
+
+
+def test_make_of_a_multi_behavior_player_points_to_pettingzoo() -> None:
+    before = live_children()
+    with pytest.raises(UnityEnvironmentException, match="PettingZoo"):
+        gymnasium.make("unity_gym/Tennis-v0")
+    assert live_children() == before  # refused before starting anything

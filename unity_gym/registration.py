@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import gymnasium
 
+from unity_gym.exception import UnityEnvironmentException
 from unity_gym.players import get_player, list_players
 
 if TYPE_CHECKING:
@@ -50,6 +51,14 @@ def refuse_multi_agent(file_name: str, **kwargs: Any) -> NoReturn:
     from unity_gym.gym_env import multi_agent_error
 
     player = get_player(file_name.removeprefix("builtin:"))
+    if len(player.behaviors) > 1:
+        names = ", ".join(b.name for b in player.behaviors)
+        raise UnityEnvironmentException(
+            f"{player.name} has {len(player.behaviors)} behaviors ({names}); a Gymnasium env "
+            "drives one agent. Use the PettingZoo adapters for all of them "
+            f'(unity_gym.pettingzoo_env.UnityParallelEnv("{file_name}")), or one behavior\'s '
+            f'agents with UnityVecEnv("{file_name}", behavior_name=...).'
+        )
     behavior = player.behaviors[0]
     raise multi_agent_error(behavior.name, behavior.agents_per_area, builtin_id(player.name))
 
@@ -60,7 +69,7 @@ def register_envs() -> None:
         env_id = builtin_id(player.name)
         if env_id in gymnasium.registry:
             continue
-        single = all(b.agents_per_area == 1 for b in player.behaviors)
+        single = len(player.behaviors) == 1 and player.behaviors[0].agents_per_area == 1
         gymnasium.register(
             env_id,
             entry_point=_GYM_ENV if single else _MULTI_AGENT,

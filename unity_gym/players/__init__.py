@@ -26,6 +26,7 @@ from unity_gym.players.ball3d import Ball3DTask
 from unity_gym.players.basic import BasicTask
 from unity_gym.players.gridworld import GridWorldTask
 from unity_gym.players.task import Task
+from unity_gym.players.tennis import TennisTeam0, TennisTeam1
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,12 @@ _PLAYERS = (
         "Reach the green cell, avoid the red one; 84x64 RGB camera (PNG), 5 masked discrete "
         "actions.",
         (GridWorldTask,),
+    ),
+    PlayerInfo(
+        "Tennis",
+        "1v1 side-view tennis for self-play: behaviors Tennis?team=0 and Tennis?team=1, one "
+        "agent each per area, 12 mirrored floats, 2 continuous actions, +1/-1 per point.",
+        (TennisTeam0, TennisTeam1),
     ),
 )
 
