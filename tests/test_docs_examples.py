@@ -1,0 +1,47 @@
+"""Every Python example in the adapter docs runs (with small budgets), so the docs stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("pettingzoo")
+
+from tests.conftest import REPO, free_port, live_children
+
+# Budgets shrunk for the test; ports moved off the defaults so tests never collide.
+SHRINK = [
+    (re.compile(r"\.learn\((\d[\d_]*)\)"), ".learn(256)"),
+    (re.compile(r"range\((\d{3,})\)"), "range(40)"),
+    (re.compile(r"max_iter=\d+"), "max_iter=40"),
+    (re.compile(r"n_steps=\d+"), "n_steps=32"),
+    (re.compile(r"verbose=1"), "verbose=0"),
+]
+PORT_TARGETS = re.compile(
+    r'((?:UnityVecEnv|UnityParallelEnv|UnityAECEnv|make_vec|make)\()((?:[^()"\n]|"[^"\n]*")*)\)'
+)
+
+
+def _examples() -> list[tuple[str, int, str]]:
+    found = []
+    for page in ("sb3.md", "gymnasium.md", "pettingzoo.md"):
+        text = (REPO / "docs" / page).read_text()
+        for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+            found.append((page, index, block))
+    return found
+
+
+def _prepare(code: str) -> str:
+    for pattern, replacement in SHRINK:
+        code = pattern.sub(replacement, code)
+    return PORT_TARGETS.sub(lambda m: f"{m.group(1)}{m.group(2)}, base_port={free_port()})", code)
+
+
+@pytest.mark.parametrize(("page", "index", "code"), _examples(), ids=lambda v: str(v)[:20])
+def test_docs_example_runs_and_cleans_up(page: str, index: int, code: str, tmp_path: Path) -> None:
+    before = live_children()
+    exec(compile(_prepare(code), f"docs/{page}#{index}", "exec"), {"__name__": "__docs__"})
+    assert live_children() <= before, f"docs/{page} example {index} left a player running"
