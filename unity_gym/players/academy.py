@@ -25,6 +25,7 @@ are spaced at least ``0.02 / time_scale`` wall seconds apart (Unity's fixed time
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +40,12 @@ from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProt
 from unity_gym.players.channels import PlayerChannels
 from unity_gym.players.sensors import ObservationWriter, writer_for
 from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext
+from unity_gym.players.wire import ActionDecoder, AgentInfoEncoder
 
 logger = logging.getLogger(__name__)
 
 ActionLists = Mapping[str, UnityRLInputProto.ListAgentActionProto]
+_NEVER = sys.maxsize
 
 
 @dataclass
@@ -56,7 +59,14 @@ class _Behavior:
     ids: np.ndarray
     writers: list[ObservationWriter]
     branch_sizes: np.ndarray
-    episode_step: np.ndarray = field(init=False)
+    encoder: AgentInfoEncoder = field(init=False)
+    decoder: ActionDecoder = field(init=False)
+    # The academy step at which each agent's episode began: its episode step count is the
+    # academy step minus this (no per-step update needed).
+    episode_start: np.ndarray = field(init=False)
+    # No agent reaches the step limit before this academy step (never without a limit); a
+    # lower bound, made exact again when it is reached.
+    next_timeout: int = field(init=False)
     rewards: np.ndarray = field(init=False)
     continuous: np.ndarray = field(init=False)
     discrete: np.ndarray = field(init=False)
@@ -68,7 +78,12 @@ class _Behavior:
     def __post_init__(self) -> None:
         n = len(self.ids)
         spec = self.task.behavior_spec.action_spec
-        self.episode_step = np.zeros(n, dtype=np.int64)
+        self.encoder = AgentInfoEncoder(
+            self.ids, int(self.branch_sizes.sum()), [w.fixed_entry for w in self.writers]
+        )
+        self.decoder = ActionDecoder(spec.continuous_size, spec.discrete_size)
+        self.episode_start = np.zeros(n, dtype=np.int64)
+        self.next_timeout = _NEVER
         self.rewards = np.zeros(n, dtype=np.float64)
         self.continuous = np.zeros((n, spec.continuous_size), dtype=np.float32)
         self.discrete = np.zeros((n, spec.discrete_size), dtype=np.int32)
@@ -76,12 +91,14 @@ class _Behavior:
         self.nobody = np.zeros(n, dtype=bool)
         self.awaiting = self.everyone[:0]
 
-    def restart(self, agents: np.ndarray) -> None:
+    def restart(self, agents: np.ndarray, academy_step: int) -> None:
         """Unity's ``_AgentReset``: clear reward, step count and stored actions."""
         self.rewards[agents] = 0.0
-        self.episode_step[agents] = 0
-        self.continuous[agents] = 0.0
-        self.discrete[agents] = 0
+        self.episode_start[agents] = academy_step
+        if self.continuous.shape[1]:
+            self.continuous[agents] = 0.0
+        if self.discrete.shape[1]:
+            self.discrete[agents] = 0
         self.task.begin_episode(agents)
 
 
@@ -171,7 +188,9 @@ class Academy:
         self._reset_count += 1
         for behavior in self._behaviors:
             behavior.awaiting = behavior.everyone[:0]
-            behavior.restart(behavior.everyone)
+            behavior.restart(behavior.everyone, 0)
+            if behavior.max_step > 0:
+                behavior.next_timeout = behavior.max_step
         logger.info("Academy reset #%d.", self._reset_count)
         self._run_until_output(act_first=False)
 
@@ -217,31 +236,37 @@ class Academy:
 
     def _request_and_report(self) -> None:
         step = self._academy_step
-        self._academy_step += 1
-        for behavior in self._behaviors:
-            behavior.episode_step += 1
+        self._academy_step = step + 1
         for behavior in self._behaviors:
             if step % behavior.decision_period == 0:
                 agents = behavior.everyone
                 self._report(behavior, agents, None)
-                behavior.rewards[:] = 0.0
+                behavior.rewards.fill(0.0)
                 behavior.awaiting = agents
 
     def _act(self) -> None:
+        step = self._academy_step
         for behavior in self._behaviors:
             ended = behavior.task.act(behavior.continuous, behavior.discrete, behavior.rewards)
-            limit = behavior.max_step
-            if limit > 0 and behavior.episode_step.max() >= limit:
-                timed_out = (behavior.episode_step >= limit) & ~ended
-                done = ended | timed_out
-            elif ended.any():
+            if step >= behavior.next_timeout:
+                done = behavior.episode_start <= step - behavior.max_step
+                if ended is not None:
+                    done &= ~ended
+                timed_out = done.copy()
+                if ended is not None:
+                    done |= ended
+                if not np.count_nonzero(timed_out):  # the earliest start has restarted since
+                    behavior.next_timeout = int(behavior.episode_start.min()) + behavior.max_step
+                    if not np.count_nonzero(done):
+                        continue
+            elif ended is not None and np.count_nonzero(ended):
                 timed_out = behavior.nobody
                 done = ended
             else:
                 continue
             agents = np.flatnonzero(done)
             self._report(behavior, agents, timed_out[agents])
-            behavior.restart(agents)
+            behavior.restart(agents, step)
 
     def _report(
         self, behavior: _Behavior, agents: np.ndarray, max_step_reached: np.ndarray | None
@@ -249,29 +274,14 @@ class Academy:
         """Append agent infos to the output; ``max_step_reached`` given means done infos."""
         if len(agents) == 0:
             return
-        done = max_step_reached is not None
         task = behavior.task
         batches = task.observe(agents)
-        payloads = [w.payloads(b) for w, b in zip(behavior.writers, batches, strict=True)]
-        masks = None if done else task.action_mask(agents)
-        mask_rows = masks.tolist() if masks is not None else None
-        interrupted = max_step_reached.tolist() if max_step_reached is not None else None
-        rewards = behavior.rewards[agents].tolist()
-        ids = behavior.ids[agents].tolist()
-        infos = self._out.agentInfos[behavior.name].value
-        writers = behavior.writers
-        for j, agent_id in enumerate(ids):
-            info = infos.add()
-            info.reward = rewards[j]
-            info.id = agent_id
-            if interrupted is not None:
-                info.done = True
-                info.max_step_reached = interrupted[j]
-            if mask_rows is not None:
-                info.action_mask.extend(mask_rows[j])
-            for writer, payload in zip(writers, payloads, strict=True):
-                writer.write(info.observations.add(), payload[j])
-        self._reported += len(ids)
+        observations = [w.encode(b) for w, b in zip(behavior.writers, batches, strict=True)]
+        mask = task.action_mask(agents) if max_step_reached is None else None
+        rewards = behavior.rewards if agents is behavior.everyone else behavior.rewards[agents]
+        encoded = behavior.encoder.encode(agents, rewards, observations, mask, max_step_reached)
+        self._out.agentInfos[behavior.name].MergeFromString(encoded)
+        self._reported += len(agents)
 
     def _apply_actions(self, actions: ActionLists) -> None:
         for behavior in self._behaviors:
@@ -279,24 +289,35 @@ class Academy:
             if len(agents) == 0:
                 continue
             behavior.awaiting = behavior.everyone[:0]
-            behavior.continuous[agents] = 0.0
-            behavior.discrete[agents] = 0
-            if behavior.name not in actions:
-                continue
-            received = actions[behavior.name].value
-            if len(received) != len(agents):
-                self._warn_once(
-                    f"count:{behavior.name}",
-                    f"Python sent {len(received)} actions for behavior {behavior.name} but "
-                    f"{len(agents)} agents requested a decision; missing ones act with zeros.",
-                )
-            count = min(len(received), len(agents))
-            if count:
-                self._store_actions(behavior, agents[:count], received[:count])
+            received = actions.get(behavior.name)
+            count = len(received.value) if received is not None else 0
+            decoded = None
+            if received is not None and count == len(agents):
+                decoded = behavior.decoder.decode(received.SerializeToString(), count)
+            if decoded is not None:
+                behavior.continuous[agents], behavior.discrete[agents] = decoded
+            else:
+                behavior.continuous[agents] = 0.0
+                behavior.discrete[agents] = 0
+                if received is None:
+                    continue
+                if count != len(agents):
+                    self._warn_once(
+                        f"count:{behavior.name}",
+                        f"Python sent {count} actions for behavior {behavior.name} but "
+                        f"{len(agents)} agents requested a decision; missing ones act with "
+                        "zeros.",
+                    )
+                count = min(count, len(agents))
+                if count:
+                    self._store_actions(behavior, agents[:count], received.value[:count])
+            if behavior.discrete.shape[1]:
+                self._check_discrete(behavior, agents)
 
     def _store_actions(
         self, behavior: _Behavior, agents: np.ndarray, received: Sequence[AgentActionProto]
     ) -> None:
+        """Read actions field by field, tolerating any layout (slow)."""
         for target, attribute, dtype in (
             (behavior.continuous, "continuous_actions", np.float32),
             (behavior.discrete, "discrete_actions", np.int32),
@@ -317,17 +338,20 @@ class Academy:
             for agent, row in zip(agents, rows, strict=True):
                 values = list(row)[:width]
                 target[agent, : len(values)] = values
-        if behavior.discrete.shape[1]:
-            chosen = behavior.discrete[agents]
-            invalid = (chosen < 0) | (chosen >= behavior.branch_sizes)
-            if invalid.any():
-                self._warn_once(
-                    f"range:{behavior.name}",
-                    f"Python sent discrete actions outside the branch sizes "
-                    f"{behavior.branch_sizes.tolist()} of behavior {behavior.name}; they are "
-                    "replaced by 0.",
-                )
-                behavior.discrete[agents] = np.where(invalid, 0, chosen)
+
+    def _check_discrete(self, behavior: _Behavior, agents: np.ndarray) -> None:
+        chosen = behavior.discrete[agents]
+        invalid = chosen >= behavior.branch_sizes
+        invalid |= chosen < 0
+        if np.count_nonzero(invalid):
+            self._warn_once(
+                f"range:{behavior.name}",
+                f"Python sent discrete actions outside the branch sizes "
+                f"{behavior.branch_sizes.tolist()} of behavior {behavior.name}; they are "
+                "replaced by 0.",
+            )
+            chosen[invalid] = 0
+            behavior.discrete[agents] = chosen
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -9,12 +9,17 @@ reaches +-0.25, about 29 degrees); as in Unity, a positive z turn raises the pla
 side and a positive x turn lowers its +z side. Every step the agent's reward is *set* to 0.1
 (Unity's ``SetReward``), so each decision reports 0.1; a fall sets -1 and ends the episode.
 
-Physics is a simplified rigid ball, in numpy for all agents at once: the ball is dropped 4
-units above the platform, lands without bouncing (keeping the velocity along the surface),
-then rolls downhill with 5/7 g sin(slope) and falls once its centre passes the platform edge.
-Environment parameters read at each episode start, as in Unity: ``gravity`` (magnitude,
-default 9.81), ``scale`` (ball diameter, default 1; its radius lifts the centre off the
-surface) and ``mass`` (default 1; air drag slows light balls more).
+Physics is a simplified rolling ball, in numpy for all agents at once. The ball is dropped
+4 units above the platform and falls freely until its centre is one radius above the
+platform's plane beneath it; landing keeps only the velocity along the surface. Resting on
+the platform (centre one radius above the plane), it rolls: each tilt accelerates it along
+its own axis by 5/7 g sin(tilt) cos(tilt), as a solid ball rolling on a slope tilted about
+that axis alone, and air drag slows it. The ball falls off, ending the episode, as soon as
+its centre passes the platform edge (2.5 units from the centre in x or z). Environment
+parameters read at each episode start, as in Unity: ``gravity`` (magnitude, default 9.81; 0
+leaves the ball floating where it was dropped), ``scale`` (ball diameter, default 1; its
+radius lifts the centre off the surface) and ``mass`` (default 1; air drag slows light balls
+more).
 """
 
 from __future__ import annotations
@@ -36,22 +41,64 @@ TILT_LIMIT = 0.25  # quaternion component beyond which the platform turns no fur
 START_TILT = float(np.radians(10.0))  # initial tilt about each axis is uniform in +-this
 START_SPREAD = 1.5  # initial ball x and z are uniform in +-this
 START_HEIGHT = 4.0
-PLATE_HALF_SIZE = 2.5
-FALL_HEIGHT = -2.0  # the episode ends below this height or beyond FALL_DISTANCE in x or z
-FALL_DISTANCE = 3.0
+PLATE_HALF_SIZE = 2.5  # the ball falls off once its centre is further than this in x or z
 ROLLING = 5.0 / 7.0  # a rolling solid sphere accelerates at 5/7 of a sliding one
 DRAG = 0.1  # air drag force per unit speed
-LANDING_TOLERANCE = 0.5  # how far below the surface a falling ball is still caught
 BALANCED_REWARD = 0.1
 DROP_REWARD = -1.0
+DEFAULT_GRAVITY, DEFAULT_SCALE, DEFAULT_MASS = 9.81, 1.0, 1.0
 # Below this tilt about both axes, no quaternion component can reach TILT_LIMIT.
 _ALWAYS_TURNABLE = 2.0 * float(np.arcsin(TILT_LIMIT))
-_SLOPE_SIGN = np.array([1.0, -1.0])
-_XYZ = [0, 2, 1]  # state columns (x, z, y) -> observation order (x, y, z)
+_STEP_RATE = 1.0 / FIXED_DELTA_TIME  # displacement per step -> velocity
+_NEVER = 2**62  # a step count never reached (and safe to add step counts to)
+
+# The state is one array with a row per quantity and a column per agent, so that a quantity
+# of every agent, or a few consecutive quantities, is one contiguous block.
+_ANGLES = slice(0, 5)  # see _SINES
+_MOTION = slice(5, 8)  # displacement per step (velocity times step time): x, z, y
+# The sines of the angle rows, taken once a step, serve the rolling and the quaternion:
+#   angles 0, 1: twice the tilt about z and about x (radians): the sines drive the rolling;
+#   angle 2: pi/2, whose sine 1 makes the y pull the whole change of the y motion;
+#   angles 3, 4: the half sum and half difference of the two tilts: the quaternion z and x
+#   components are (sine 3 + sine 4) / 2 and (sine 3 - sine 4) / 2.
+_SINES = slice(8, 13)
+_POSITION = slice(13, 16)  # ball centre relative to the platform centre: x, z, y
+_FALL_MOTION, _HEIGHT = 7, 15  # y rows; kept while falling (on the platform: the surface's)
+# Per-episode constants, from the environment parameters:
+_DRAG = slice(16, 19)  # share of the motion kept per step: x, z, y
+_PULL = slice(19, 22)  # motion change per step: x and z per unit of sine, y itself
+_RADIUS = 22
+_GRAVITY = 23
+_ROWS = 24
+_CONSTANTS = slice(16, 24)
+# One product of these row blocks is the new motion's two terms: drag * motion, pull * sine.
+_KEPT_AND_PULLED, _DRAG_AND_PULL = slice(5, 11), slice(16, 22)
+# Angle rows from tilt rows (z, x).
+_ANGLES_FROM_TILT = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.5, 0.5], [0.5, -0.5]])
+_ANGLE_OFFSETS = np.array([[0.0], [0.0], [np.pi / 2], [0.0], [0.0]])
+_QUATERNION_SIGNS = np.array([[1.0], [-1.0]])  # twice the quaternion: sine 3 + this * sine 4
+# A landed ball's pull per unit of g dt^2: downhill is -x for a z tilt, +z for an x tilt
+# (the sine of twice the tilt is twice sin(tilt) cos(tilt)).
+_ROLL_PULL = np.array([[-0.5 * ROLLING], [0.5 * ROLLING], [0.0]])
+_FALL_RATES = np.array([[_STEP_RATE], [1.0]])  # (fall motion, height) -> (vy, y)
 
 
 class Ball3DTask(Task):
-    """Batched 3DBall agents."""
+    """Batched 3DBall agents.
+
+    The state is one float array, a row per quantity and a column per agent (see the row
+    constants), plus ``on_plate``. Each phase of a ball sets its per-agent constants once:
+    while it falls its pull is minus g dt^2 in y, once it has landed the pull rolls it
+    downhill in x and z, and the same whole-block numpy calls move every ball. The step at
+    which a dropped ball lands is known when it is dropped (it falls to the platform's plane
+    as tilted then, and lands on the plane as tilted when it gets there).
+
+    At a dozen agents a numpy call costs more than its arithmetic, so a step is about a
+    dozen calls on contiguous blocks; what changes only with the actions (or with which
+    platforms are at the tilt limit) is computed when it changes, episode starts are drawn
+    many at a time, and rare events (landing, falling off) are found by scalar or
+    single-call checks.
+    """
 
     behavior_name = "3DBall"
     behavior_spec = BehaviorSpec(
@@ -71,90 +118,234 @@ class Ball3DTask(Task):
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)
-        # Columns are ordered (x, z, y) so the horizontal part is a [:, :2] view. Few, wide numpy
-        # calls matter here: at a dozen agents each call costs more than its arithmetic.
-        self.tilt = np.zeros((num_agents, 2))  # platform rotation about z and about x, radians
-        self.position = np.zeros((num_agents, 3))  # ball centre relative to the platform
-        self.velocity = np.zeros((num_agents, 3))
-        self.on_plate = np.zeros(num_agents, dtype=bool)
-        self.radius = np.full(num_agents, 0.5)
-        self.gravity_dt = np.full(num_agents, 9.81 * FIXED_DELTA_TIME)  # speed gained per step
-        self.damping = np.full(num_agents, 1.0 - DRAG * FIXED_DELTA_TIME)  # speed kept per step
-        self._nobody = np.zeros(num_agents, dtype=bool)
+        n = num_agents
+        self._state = state = np.zeros((_ROWS, n))
+        state[_ANGLES] = _ANGLE_OFFSETS
+        state[_SINES] = np.sin(_ANGLE_OFFSETS)
+        self.on_plate = np.zeros(n, dtype=bool)
+        # Episode starts, drawn many at a time (see _draw_starts), and how many are used.
+        self._starts, self._fall_steps = np.empty((_ROWS, 0)), np.empty(0, dtype=np.int64)
+        self._drawn = 0
+        # Steps taken, and the step at which each falling ball lands.
+        self._steps = 0
+        self._lands_at = np.full(n, _NEVER)
+        self._next_landing = _NEVER
+        # The turn of each agent's current action, recomputed when the actions change, and
+        # the turn of the angle rows, recomputed when which platforms are blocked changes.
+        self._action_key = b""
+        self._tilt_turn = np.zeros((2, n))  # radians per step about z and x
+        self._turn_sign = np.zeros((2, n))
+        self._full_turn = np.zeros((5, n))
+        self._turn, self._blocked_key = self._full_turn, b""
+        self._tilt_bound = 0.0  # at least the largest |tilt| of any agent
+        # Views of the state, and scratch arrays, made once.
+        self._angles, self._sines = state[_ANGLES], state[_SINES]
+        self._motion, self._position = state[_MOTION], state[_POSITION]
+        self._horizontal = state[13:15]
+        self._kept_and_pulled, self._drag_and_pull = state[_KEPT_AND_PULLED], state[_DRAG_AND_PULL]
+        self._terms = np.zeros((6, n))
+        self._kept, self._pulled = self._terms[0:3], self._terms[3:6]
+        self._sum_sine, self._difference_sine = state[11], state[12]
+        self._pair, self._flags = np.zeros((2, n)), np.zeros((2, n), dtype=bool)
+        # Thresholds as arrays: comparing with a Python float costs a conversion every call.
+        self._edge = np.full((2, n), PLATE_HALF_SIZE)
+        self._block_at = np.full((2, n), 2.0 * TILT_LIMIT)
+        # Horizontal motion and position rows as one (2, 2, n) view: their products with
+        # the slope give the vertical velocity and height on the platform.
+        rows, columns = state.strides
+        self._kinematics = np.lib.stride_tricks.as_strided(
+            state[5:7], (2, 2, n), (8 * rows, rows, columns)
+        )
+
+    @property
+    def tilt(self) -> np.ndarray:
+        """``(n, 2)``: platform rotation about z and about x, radians (settable)."""
+        return self._state[0:2].T * 0.5
+
+    @tilt.setter
+    def tilt(self, value: np.ndarray) -> None:
+        tilt = np.asarray(value, dtype=np.float64).T
+        self._angles[:] = _ANGLES_FROM_TILT @ tilt + _ANGLE_OFFSETS
+        np.sin(self._angles, out=self._sines)
+        self._tilt_bound = float(np.abs(tilt).max())
+
+    @property
+    def position(self) -> np.ndarray:
+        """``(n, 2)`` writable view: ball centre x and z relative to the platform centre."""
+        return self._horizontal.T
 
     def begin_episode(self, agents: np.ndarray) -> None:
         k = len(agents)
+        if self._drawn + k > self._starts.shape[1]:
+            self._draw_starts()
+        drawn = slice(self._drawn, self._drawn + k)
+        self._drawn += k
+        start, fall_steps = self._starts[:, drawn], self._fall_steps[drawn]
         parameters = self.context.parameters
-        mass = np.maximum(parameters.sample("mass", 1.0, k), 1e-3)
-        self.damping[agents] = np.clip(1.0 - DRAG / mass * FIXED_DELTA_TIME, 0.0, 1.0)
-        self.radius[agents] = 0.5 * np.maximum(parameters.sample("scale", 1.0, k), 1e-3)
-        self.gravity_dt[agents] = parameters.sample("gravity", 9.81, k) * FIXED_DELTA_TIME
-        self.tilt[agents] = self.rng.uniform(-START_TILT, START_TILT, (k, 2))
-        self.position[agents, :2] = self.rng.uniform(-START_SPREAD, START_SPREAD, (k, 2))
-        self.position[agents, 2] = START_HEIGHT
-        self.velocity[agents] = 0.0
+        if "gravity" in parameters or "scale" in parameters or "mass" in parameters:
+            start = start.copy()
+            start[_CONSTANTS] = _episode_constants(
+                parameters.sample("gravity", DEFAULT_GRAVITY, k),
+                parameters.sample("scale", DEFAULT_SCALE, k),
+                parameters.sample("mass", DEFAULT_MASS, k),
+            )
+            fall_steps = _fall_steps(start)
+        self._state[:, agents] = start
         self.on_plate[agents] = False
+        lands_at = fall_steps + self._steps
+        self._lands_at[agents] = lands_at
+        self._next_landing = min(self._next_landing, int(lands_at.min()))
+        self._tilt_bound = max(self._tilt_bound, START_TILT)
+        self._blocked_key = b""  # the blocked platforms are unknown again
+
+    def _draw_starts(self) -> None:
+        """Draw the random starts of the next many episodes (default parameters)."""
+        count = max(256, 4 * self.num_agents)
+        starts = np.zeros((_ROWS, count))
+        tilt = self.rng.uniform(-START_TILT, START_TILT, (2, count))
+        starts[_ANGLES] = _ANGLES_FROM_TILT @ tilt + _ANGLE_OFFSETS
+        starts[_SINES] = np.sin(starts[_ANGLES])
+        starts[13:15] = self.rng.uniform(-START_SPREAD, START_SPREAD, (2, count))
+        starts[_HEIGHT] = START_HEIGHT
+        starts[_CONSTANTS] = _episode_constants(
+            np.array([DEFAULT_GRAVITY]), np.array([DEFAULT_SCALE]), np.array([DEFAULT_MASS])
+        )
+        self._starts, self._fall_steps, self._drawn = starts, _fall_steps(starts), 0
 
     def quaternion_zx(self) -> np.ndarray:
         """``(n, 2)``: z and x components of the platform rotation (z turn composed with x)."""
-        half = self.tilt / 2
-        return np.sin(half) * np.cos(half)[:, ::-1]
+        sines = self._sines
+        return ((sines[4] * _QUATERNION_SIGNS + sines[3]) * 0.5).T
 
-    def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-        turn = continuous.clip(-1.0, 1.0) * TILT_PER_STEP
-        if np.abs(self.tilt).max() >= _ALWAYS_TURNABLE:
-            rotation = self.quaternion_zx()
-            turn *= np.where(turn > 0, rotation < TILT_LIMIT, rotation > -TILT_LIMIT)
-        self.tilt += turn
-        airborne = self._integrate()
-        if airborne:  # a ball on the platform cannot be beyond the fall limits
-            x, z, y = self.position.T
-            fell = (y < FALL_HEIGHT) | (np.abs(x) > FALL_DISTANCE) | (np.abs(z) > FALL_DISTANCE)
-        else:
-            fell = self._nobody
-        rewards[:] = np.where(fell, DROP_REWARD, BALANCED_REWARD)
-        if airborne and fell.any():
-            self.context.stats.add("Ball/Drops", int(fell.sum()), StatsAggregationMethod.SUM)
+    def act(
+        self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
+    ) -> np.ndarray | None:
+        key = continuous.tobytes()
+        if key != self._action_key:  # actions change only at decisions
+            self._action_key = key
+            self._set_turn(continuous)
+        if self._tilt_bound >= _ALWAYS_TURNABLE:
+            self._limit_turn()
+        self._tilt_bound += TILT_PER_STEP
+        # Semi-implicit Euler step: rolling balls accelerate downhill, falling ones down.
+        self._angles += self._turn
+        np.sin(self._angles, self._sines)
+        np.multiply(self._drag_and_pull, self._kept_and_pulled, self._terms)
+        np.add(self._kept, self._pulled, self._motion)
+        self._position += self._motion
+        self._steps += 1
+        if self._steps >= self._next_landing:
+            self._land()
+        rewards.fill(BALANCED_REWARD)
+        beyond = np.greater(np.abs(self._horizontal, self._pair), self._edge, self._flags)
+        if not np.count_nonzero(beyond):
+            return None
+        fell = beyond.any(axis=0)
+        rewards[fell] = DROP_REWARD
+        self.context.stats.add("Ball/Drops", int(fell.sum()), StatsAggregationMethod.SUM)
         return fell
 
-    def _integrate(self) -> bool:
-        """One semi-implicit Euler step of every ball; returns whether any ball is airborne."""
-        # The platform surface is the plane y = slope . (x, z): a positive z turn raises the
-        # +x side, a positive x turn lowers the +z side.
-        slope = np.tan(self.tilt) * _SLOPE_SIGN
-        norm2 = 1.0 + np.einsum("ij,ij->i", slope, slope)
-        rolling = self.on_plate
-        velocity, position = self.velocity, self.position
-        velocity *= self.damping[:, None]
-        velocity[:, :2] -= (ROLLING * self.gravity_dt * rolling / norm2)[:, None] * slope
-        velocity[:, 2] -= self.gravity_dt * ~rolling
-        position += velocity * FIXED_DELTA_TIME
+    def _set_turn(self, continuous: np.ndarray) -> None:
+        tilt_turn = self._tilt_turn
+        tilt_turn[:] = continuous.T
+        np.minimum(tilt_turn, 1.0, out=tilt_turn)
+        np.maximum(tilt_turn, -1.0, out=tilt_turn)
+        np.sign(tilt_turn, self._turn_sign)
+        tilt_turn *= TILT_PER_STEP
+        np.matmul(_ANGLES_FROM_TILT, tilt_turn, out=self._full_turn)
+        self._turn, self._blocked_key = self._full_turn, b""
+        self._tilt_bound = float(np.abs(self._angles[0:2]).max()) * 0.5
 
-        horizontal = position[:, :2]
-        within = (np.abs(horizontal) <= PLATE_HALF_SIZE).all(axis=1)
-        surface = np.einsum("ij,ij->i", slope, horizontal) + self.radius * np.sqrt(norm2)
-        if rolling.all() and within.all():
-            position[:, 2] = surface
-            velocity[:, 2] = np.einsum("ij,ij->i", slope, velocity[:, :2])
-            return False
-        height = position[:, 2]
-        landing = within & ~rolling & (height <= surface)
-        landing &= height > surface - LANDING_TOLERANCE
-        if landing.any():
-            # An inelastic impact removes the velocity along the surface normal,
-            # (-slope_x, 1, -slope_z) / sqrt(norm2).
-            into = (velocity[:, 2] - np.einsum("ij,ij->i", slope, velocity[:, :2])) / norm2
-            velocity[landing, :2] += (into[:, None] * slope)[landing]
-        rolling = (rolling & within) | landing  # rolling past the edge starts a fall
-        position[:, 2] = np.where(rolling, surface, height)
-        along = np.einsum("ij,ij->i", slope, velocity[:, :2])
-        velocity[:, 2] = np.where(rolling, along, velocity[:, 2])
-        self.on_plate = rolling
-        return not rolling.all()
+    def _limit_turn(self) -> None:
+        """As in Unity: turn only while the quaternion component is short of the limit."""
+        twice = np.multiply(self._difference_sine, _QUATERNION_SIGNS, self._pair)
+        twice += self._sum_sine  # twice the quaternion components
+        twice *= self._turn_sign
+        blocked = np.greater_equal(twice, self._block_at, self._flags)
+        key = blocked.tobytes() if np.count_nonzero(blocked) else b""
+        if key != self._blocked_key:
+            self._blocked_key = key
+            self._turn = (
+                _ANGLES_FROM_TILT @ np.where(blocked, 0.0, self._tilt_turn)
+                if key
+                else self._full_turn
+            )
+
+    def _land(self) -> None:
+        """Balls whose fall ends now land on the platform below them."""
+        agents = np.flatnonzero(self._lands_at <= self._steps)
+        self._lands_at[agents] = _NEVER
+        self._next_landing = int(self._lands_at.min())
+        if len(agents) == 0:  # those balls restarted before they landed
+            return
+        columns = self._state[:, agents]
+        tilt = columns[0:2] * 0.5
+        slope = np.tan(tilt)
+        slope[1] *= -1.0
+        # The inelastic impact removes the velocity along the surface normal,
+        # (-slope_x, 1, -slope_z) / sqrt(1 + |slope|^2); the centre rests on the surface.
+        horizontal = columns[5:7]
+        into = columns[_FALL_MOTION] - (slope * horizontal).sum(axis=0)
+        into /= 1.0 + (slope * slope).sum(axis=0)
+        horizontal += into * slope
+        columns[_FALL_MOTION] = 0.0
+        columns[_HEIGHT] = _plane(tilt, columns[13:15]) + columns[_RADIUS]
+        columns[_PULL] = _ROLL_PULL * (columns[_GRAVITY] * FIXED_DELTA_TIME**2)
+        self._state[:, agents] = columns
+        self.on_plate[agents] = True
 
     def observe(self, agents: np.ndarray) -> list[np.ndarray]:
-        obs = np.empty((len(agents), 8), dtype=np.float32)
-        obs[:, 0:2] = self.quaternion_zx()[agents]
-        obs[:, 2:5] = self.position[agents][:, _XYZ]
-        obs[:, 5:8] = self.velocity[agents][:, _XYZ]
-        return [obs]
+        if len(agents) == self.num_agents:  # every agent reports at a decision: no copies
+            state, on_plate, kinematics = self._state, self.on_plate, self._kinematics
+        else:
+            state, on_plate = self._state[:, agents], self.on_plate[agents]
+            kinematics = state[[5, 6, 13, 14]].reshape(2, 2, len(agents))
+        obs = np.empty((8, len(agents)))  # transposed
+        quaternion = np.multiply(state[12], _QUATERNION_SIGNS, obs[0:2])
+        quaternion += state[11]
+        quaternion *= 0.5
+        obs[2:5:2] = state[13:15]
+        np.multiply(state[5:7], _STEP_RATE, obs[5:8:2])
+        # On the platform the centre rests one radius above the plane and moves along it:
+        # slope . (vx, vz) and slope . (x, z), with slope = (tan tilt_z, -tan tilt_x).
+        along = np.tan(state[0:2] * 0.5) * kinematics
+        climb = np.subtract(along[:, 0], along[:, 1])
+        climb[0] *= _STEP_RATE
+        climb[1] += state[_RADIUS]
+        if np.count_nonzero(on_plate) != len(on_plate):
+            climb = np.where(on_plate, climb, state[_FALL_MOTION : _HEIGHT + 1 : 8] * _FALL_RATES)
+        obs[6:2:-3] = climb
+        return [obs.T]
+
+
+def _episode_constants(gravity: np.ndarray, scale: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """The per-episode constant rows (``_CONSTANTS``) of balls just dropped."""
+    dt = FIXED_DELTA_TIME
+    constants = np.zeros((_ROWS, len(gravity)))
+    constants[_DRAG] = np.maximum(1.0 - DRAG * dt / np.maximum(mass, 1e-3), 0.0)
+    constants[_DRAG.stop - 1] = 1.0  # falling is free
+    constants[_PULL.stop - 1] = -gravity * (dt * dt)
+    constants[_RADIUS] = 0.5 * np.maximum(scale, 1e-3)
+    constants[_GRAVITY] = gravity
+    return constants[_CONSTANTS]
+
+
+def _fall_steps(starts: np.ndarray) -> np.ndarray:
+    """Steps until balls dropped in these state columns land (_NEVER without gravity).
+
+    Falling from START_HEIGHT, the centre is (1 + 2 + ... + t) g dt^2 lower after t steps;
+    it lands once it reaches the plane (as tilted at the drop) plus the radius.
+    """
+    depth = START_HEIGHT - _plane(starts[0:2] * 0.5, starts[13:15]) - starts[_RADIUS]
+    g_dt2 = starts[_GRAVITY] * FIXED_DELTA_TIME**2
+    steps = np.full(len(depth), _NEVER)
+    falls = g_dt2 > 0  # without gravity the ball floats where it was dropped
+    roots = np.sqrt(1.0 + 8.0 * np.maximum(depth[falls], 0.0) / g_dt2[falls])
+    steps[falls] = np.maximum(np.ceil((roots - 1.0) / 2.0), 1.0)
+    return steps
+
+
+def _plane(tilt: np.ndarray, horizontal: np.ndarray) -> np.ndarray:
+    """Height of the platform's plane at ``(x, z)`` rows, for ``(z, x)`` tilt rows."""
+    rest = np.tan(tilt) * horizontal
+    return rest[0] - rest[1]

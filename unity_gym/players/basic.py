@@ -26,6 +26,15 @@ SMALL_GOAL, SMALL_REWARD = 7, 0.1
 LARGE_GOAL, LARGE_REWARD = 17, 1.0
 STEP_PENALTY = 0.01
 _MOVES = np.array([0, -1, 1], dtype=np.int64)  # per action index: stay, left, right
+# Tables by cell: where each action leads (clamped to the line), the reward for arriving
+# (step cost plus goal), and whether arriving ends the episode.
+_NEXT = np.clip(np.arange(LINE_LENGTH)[:, None] + _MOVES, 0, LINE_LENGTH - 1)
+_ARRIVAL_REWARD = np.full(LINE_LENGTH, -STEP_PENALTY)
+_ARRIVAL_REWARD[SMALL_GOAL] += SMALL_REWARD
+_ARRIVAL_REWARD[LARGE_GOAL] += LARGE_REWARD
+_ENDS = np.zeros(LINE_LENGTH, dtype=bool)
+_ENDS[[SMALL_GOAL, LARGE_GOAL]] = True
+_ONE_HOT = np.eye(LINE_LENGTH, dtype=np.float32)
 
 
 class BasicTask(Task):
@@ -55,20 +64,17 @@ class BasicTask(Task):
         self.position[agents] = START
 
     def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-        moved = self.position + _MOVES[discrete[:, 0]]
-        self.position = np.clip(moved, 0, LINE_LENGTH - 1)
-        small = self.position == SMALL_GOAL
-        large = self.position == LARGE_GOAL
-        rewards -= STEP_PENALTY
-        rewards += np.where(small, SMALL_REWARD, 0.0) + np.where(large, LARGE_REWARD, 0.0)
-        ended = small | large
-        for value in large[ended].tolist():
-            self.context.stats.add(
-                "Basic/LargeGoalRate", float(value), StatsAggregationMethod.AVERAGE
-            )
+        self.position = position = _NEXT[self.position, discrete[:, 0]]
+        rewards += _ARRIVAL_REWARD[position]
+        ended = _ENDS[position]
+        if np.count_nonzero(ended):
+            for cell in position[ended].tolist():
+                self.context.stats.add(
+                    "Basic/LargeGoalRate",
+                    float(cell == LARGE_GOAL),
+                    StatsAggregationMethod.AVERAGE,
+                )
         return ended
 
     def observe(self, agents: np.ndarray) -> list[np.ndarray]:
-        one_hot = np.zeros((len(agents), LINE_LENGTH), dtype=np.float32)
-        one_hot[np.arange(len(agents)), self.position[agents]] = 1.0
-        return [one_hot]
+        return [_ONE_HOT[self.position[agents]]]

@@ -49,6 +49,9 @@ class EnvironmentParameters:
     def keys(self) -> list[str]:
         return list(self._samplers)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._samplers
+
     def get(self, key: str, default: float) -> float:
         """A fresh value of ``key`` (samplers draw anew each call), or ``default`` if unset."""
         sampler = self._samplers.get(key)

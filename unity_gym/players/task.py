@@ -60,12 +60,15 @@ class Task(ABC):
         """Start a new episode for the agents at these indices (Unity's ``OnEpisodeBegin``)."""
 
     @abstractmethod
-    def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    def act(
+        self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
+    ) -> np.ndarray | None:
         """Advance every agent by one academy step with its current action.
 
         ``continuous`` is float32 ``(n, continuous_size)``, ``discrete`` int32
-        ``(n, branches)``. Returns a bool array ``(n,)``: True where the task ended the
-        agent's episode this step (Unity's ``EndEpisode``).
+        ``(n, branches)``. Returns a bool array ``(n,)``, True where the task ended the
+        agent's episode this step (Unity's ``EndEpisode``), or None when it ended none (the
+        common case, which the academy then checks for free).
         """
 
     @abstractmethod
