@@ -181,6 +181,24 @@ def test_3dball_without_gravity_the_ball_stays_put() -> None:
     assert np.array_equal(task.observe(np.arange(12))[0][:, 2:5], start)
 
 
+def test_3dball_scale_and_mass_parameters_change_the_ball() -> None:
+    def settled(**parameters: float) -> np.ndarray:
+        task = Ball3DTask(12, _context(seed=3, **parameters))
+        task.begin_episode(np.arange(12))
+        task.tilt = np.full((12, 2), np.radians(5.0))
+        task.position[:] = 0.0
+        for _ in range(80):  # falls, lands, rolls
+            task.act(np.zeros((12, 2), np.float32), np.zeros((12, 0)), np.zeros(12))
+        assert task.on_plate.all()
+        return task.observe(np.arange(12))[0]
+
+    default, big, light = settled(), settled(scale=3.0), settled(mass=0.05)
+    # A 3 times larger ball rests 1 unit higher (radius 1.5 instead of 0.5).
+    assert np.allclose(big[:, 3] - default[:, 3], 1.0, atol=0.1)
+    # Drag slows a light ball: it has rolled less far.
+    assert np.all(np.abs(light[:, 2]) < np.abs(default[:, 2]))
+
+
 # -- GridWorld -----------------------------------------------------------------------------
 
 

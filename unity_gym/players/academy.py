@@ -72,6 +72,7 @@ class _Behavior:
     discrete: np.ndarray = field(init=False)
     everyone: np.ndarray = field(init=False)
     nobody: np.ndarray = field(init=False)
+    branch_limits: np.ndarray = field(init=False)  # branch_sizes for every agent
     # Agents whose decision report went out in the last output, in report order.
     awaiting: np.ndarray = field(init=False)
 
@@ -84,12 +85,23 @@ class _Behavior:
         self.decoder = ActionDecoder(spec.continuous_size, spec.discrete_size)
         self.episode_start = np.zeros(n, dtype=np.int64)
         self.next_timeout = _NEVER
-        self.rewards = np.zeros(n, dtype=np.float64)
+        self.rewards = np.zeros(n, dtype="<f4")  # the proto's float, ready to send
         self.continuous = np.zeros((n, spec.continuous_size), dtype=np.float32)
         self.discrete = np.zeros((n, spec.discrete_size), dtype=np.int32)
         self.everyone = np.arange(n)
         self.nobody = np.zeros(n, dtype=bool)
+        self.branch_limits = np.tile(self.branch_sizes, (n, 1))
         self.awaiting = self.everyone[:0]
+
+    def set_actions(
+        self, agents: np.ndarray, continuous: np.ndarray | float, discrete: np.ndarray | int
+    ) -> None:
+        """Store the actions of these agents (a plain slice assignment for everyone)."""
+        everyone = agents is self.everyone
+        if self.continuous.shape[1]:
+            self.continuous[slice(None) if everyone else agents] = continuous
+        if self.discrete.shape[1]:
+            self.discrete[slice(None) if everyone else agents] = discrete
 
     def restart(self, agents: np.ndarray, academy_step: int) -> None:
         """Unity's ``_AgentReset``: clear reward, step count and stored actions."""
@@ -295,10 +307,9 @@ class Academy:
             if received is not None and count == len(agents):
                 decoded = behavior.decoder.decode(received.SerializeToString(), count)
             if decoded is not None:
-                behavior.continuous[agents], behavior.discrete[agents] = decoded
+                behavior.set_actions(agents, *decoded)
             else:
-                behavior.continuous[agents] = 0.0
-                behavior.discrete[agents] = 0
+                behavior.set_actions(agents, 0.0, 0)
                 if received is None:
                     continue
                 if count != len(agents):
@@ -312,7 +323,7 @@ class Academy:
                 if count:
                     self._store_actions(behavior, agents[:count], received.value[:count])
             if behavior.discrete.shape[1]:
-                self._check_discrete(behavior, agents)
+                self._check_discrete(behavior, agents, decoded is not None)
 
     def _store_actions(
         self, behavior: _Behavior, agents: np.ndarray, received: Sequence[AgentActionProto]
@@ -339,10 +350,13 @@ class Academy:
                 values = list(row)[:width]
                 target[agent, : len(values)] = values
 
-    def _check_discrete(self, behavior: _Behavior, agents: np.ndarray) -> None:
-        chosen = behavior.discrete[agents]
-        invalid = chosen >= behavior.branch_sizes
-        invalid |= chosen < 0
+    def _check_discrete(self, behavior: _Behavior, agents: np.ndarray, decoded: bool) -> None:
+        """Replace out-of-range discrete actions by 0 (decoded ones are never negative)."""
+        everyone = agents is behavior.everyone
+        chosen = behavior.discrete if everyone else behavior.discrete[agents]
+        invalid = chosen >= (behavior.branch_limits if everyone else behavior.branch_sizes)
+        if not decoded:
+            invalid |= chosen < 0
         if np.count_nonzero(invalid):
             self._warn_once(
                 f"range:{behavior.name}",
@@ -350,7 +364,7 @@ class Academy:
                 f"{behavior.branch_sizes.tolist()} of behavior {behavior.name}; they are "
                 "replaced by 0.",
             )
-            chosen[invalid] = 0
+            chosen = np.where(invalid, 0, chosen)
             behavior.discrete[agents] = chosen
 
     def _warn_once(self, key: str, message: str) -> None:

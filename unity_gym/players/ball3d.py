@@ -10,16 +10,17 @@ side and a positive x turn lowers its +z side. Every step the agent's reward is 
 (Unity's ``SetReward``), so each decision reports 0.1; a fall sets -1 and ends the episode.
 
 Physics is a simplified rolling ball, in numpy for all agents at once. The ball is dropped
-4 units above the platform and falls freely until its centre is one radius above the
-platform's plane beneath it; landing keeps only the velocity along the surface. Resting on
-the platform (centre one radius above the plane), it rolls: each tilt accelerates it along
-its own axis by 5/7 g sin(tilt) cos(tilt), as a solid ball rolling on a slope tilted about
-that axis alone, and air drag slows it. The ball falls off, ending the episode, as soon as
-its centre passes the platform edge (2.5 units from the centre in x or z). Environment
-parameters read at each episode start, as in Unity: ``gravity`` (magnitude, default 9.81; 0
-leaves the ball floating where it was dropped), ``scale`` (ball diameter, default 1; its
-radius lifts the centre off the surface) and ``mass`` (default 1; air drag slows light balls
-more).
+4 units above the platform and falls freely (straight down) for as long as it takes its
+centre to come within one radius of the platform's plane as tilted at the drop; then it
+lands on the platform as tilted by then, keeping only the velocity along the surface. On
+the platform its centre stays one radius (measured vertically) above the plane and it
+rolls: each tilt accelerates it along its own axis by 5/7 g sin(tilt) cos(tilt), as a solid
+ball rolling on a slope tilted about that axis alone, and air drag slows it. The ball falls
+off, ending the episode, as soon as its centre passes the platform edge (2.5 units from the
+centre in x or z). Environment parameters read at each episode start, as in Unity:
+``gravity`` (magnitude, default 9.81; 0 leaves the ball floating where it was dropped),
+``scale`` (ball diameter, default 1; its radius lifts the centre off the surface) and
+``mass`` (default 1; air drag slows light balls more).
 """
 
 from __future__ import annotations
@@ -63,35 +64,43 @@ _MOTION = slice(5, 8)  # displacement per step (velocity times step time): x, z,
 #   components are (sine 3 + sine 4) / 2 and (sine 3 - sine 4) / 2.
 _SINES = slice(8, 13)
 _POSITION = slice(13, 16)  # ball centre relative to the platform centre: x, z, y
-_FALL_MOTION, _HEIGHT = 7, 15  # y rows; kept while falling (on the platform: the surface's)
+# The y rows: while the ball falls, its motion and height; on the platform 0 and the radius
+# (the centre's height above the plane there).
+_FALL_MOTION, _HEIGHT = 7, 15
 # Per-episode constants, from the environment parameters:
 _DRAG = slice(16, 19)  # share of the motion kept per step: x, z, y
 _PULL = slice(19, 22)  # motion change per step: x and z per unit of sine, y itself
 _RADIUS = 22
 _GRAVITY = 23
-_ROWS = 24
 _CONSTANTS = slice(16, 24)
+_ON_PLATE = 24  # 1 once the ball has landed, else 0
+_ROWS = 25
 # One product of these row blocks is the new motion's two terms: drag * motion, pull * sine.
 _KEPT_AND_PULLED, _DRAG_AND_PULL = slice(5, 11), slice(16, 22)
 # Angle rows from tilt rows (z, x).
 _ANGLES_FROM_TILT = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.5, 0.5], [0.5, -0.5]])
 _ANGLE_OFFSETS = np.array([[0.0], [0.0], [np.pi / 2], [0.0], [0.0]])
-_QUATERNION_SIGNS = np.array([[1.0], [-1.0]])  # twice the quaternion: sine 3 + this * sine 4
 # A landed ball's pull per unit of g dt^2: downhill is -x for a z tilt, +z for an x tilt
 # (the sine of twice the tilt is twice sin(tilt) cos(tilt)).
 _ROLL_PULL = np.array([[-0.5 * ROLLING], [0.5 * ROLLING], [0.0]])
-_FALL_RATES = np.array([[_STEP_RATE], [1.0]])  # (fall motion, height) -> (vy, y)
+# The rows a landing sets besides the horizontal motion: pull, height, on-plate flag and
+# vertical motion (see _landed_rows); a column, to index rows together with agents.
+_LANDING_ROWS = np.reshape(
+    [*range(_PULL.start, _PULL.stop), _HEIGHT, _ON_PLATE, _FALL_MOTION], (-1, 1)
+)
+# Rows of observe's scratch (quaternion z, x, position x, z, velocity x, z, y, height y)
+# in observation order.
+_OBSERVATION_ORDER = np.array([0, 1, 2, 7, 3, 4, 6, 5])
 
 
 class Ball3DTask(Task):
     """Batched 3DBall agents.
 
     The state is one float array, a row per quantity and a column per agent (see the row
-    constants), plus ``on_plate``. Each phase of a ball sets its per-agent constants once:
-    while it falls its pull is minus g dt^2 in y, once it has landed the pull rolls it
-    downhill in x and z, and the same whole-block numpy calls move every ball. The step at
-    which a dropped ball lands is known when it is dropped (it falls to the platform's plane
-    as tilted then, and lands on the plane as tilted when it gets there).
+    constants). Each phase of a ball sets its per-agent constants once: while it falls its
+    pull is minus g dt^2 in y, once it has landed the pull rolls it downhill in x and z, and
+    the same whole-block numpy calls move every ball. The step at which a dropped ball lands
+    is known when it is dropped, so no step checks for landings.
 
     At a dozen agents a numpy call costs more than its arithmetic, so a step is about a
     dozen calls on contiguous blocks; what changes only with the actions (or with which
@@ -122,7 +131,6 @@ class Ball3DTask(Task):
         self._state = state = np.zeros((_ROWS, n))
         state[_ANGLES] = _ANGLE_OFFSETS
         state[_SINES] = np.sin(_ANGLE_OFFSETS)
-        self.on_plate = np.zeros(n, dtype=bool)
         # Episode starts, drawn many at a time (see _draw_starts), and how many are used.
         self._starts, self._fall_steps = np.empty((_ROWS, 0)), np.empty(0, dtype=np.int64)
         self._drawn = 0
@@ -150,12 +158,6 @@ class Ball3DTask(Task):
         # Thresholds as arrays: comparing with a Python float costs a conversion every call.
         self._edge = np.full((2, n), PLATE_HALF_SIZE)
         self._block_at = np.full((2, n), 2.0 * TILT_LIMIT)
-        # Horizontal motion and position rows as one (2, 2, n) view: their products with
-        # the slope give the vertical velocity and height on the platform.
-        rows, columns = state.strides
-        self._kinematics = np.lib.stride_tricks.as_strided(
-            state[5:7], (2, 2, n), (8 * rows, rows, columns)
-        )
 
     @property
     def tilt(self) -> np.ndarray:
@@ -168,6 +170,11 @@ class Ball3DTask(Task):
         self._angles[:] = _ANGLES_FROM_TILT @ tilt + _ANGLE_OFFSETS
         np.sin(self._angles, out=self._sines)
         self._tilt_bound = float(np.abs(tilt).max())
+
+    @property
+    def on_plate(self) -> np.ndarray:
+        """``(n,)`` bool: whether each ball has landed on its platform."""
+        return self._state[_ON_PLATE] > 0.0
 
     @property
     def position(self) -> np.ndarray:
@@ -191,7 +198,6 @@ class Ball3DTask(Task):
             )
             fall_steps = _fall_steps(start)
         self._state[:, agents] = start
-        self.on_plate[agents] = False
         lands_at = fall_steps + self._steps
         self._lands_at[agents] = lands_at
         self._next_landing = min(self._next_landing, int(lands_at.min()))
@@ -215,7 +221,7 @@ class Ball3DTask(Task):
     def quaternion_zx(self) -> np.ndarray:
         """``(n, 2)``: z and x components of the platform rotation (z turn composed with x)."""
         sines = self._sines
-        return ((sines[4] * _QUATERNION_SIGNS + sines[3]) * 0.5).T
+        return np.array([sines[3] + sines[4], sines[3] - sines[4]]).T * 0.5
 
     def act(
         self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
@@ -258,8 +264,9 @@ class Ball3DTask(Task):
 
     def _limit_turn(self) -> None:
         """As in Unity: turn only while the quaternion component is short of the limit."""
-        twice = np.multiply(self._difference_sine, _QUATERNION_SIGNS, self._pair)
-        twice += self._sum_sine  # twice the quaternion components
+        twice = self._pair  # twice the quaternion components (same-shape operands only:
+        np.add(self._sum_sine, self._difference_sine, twice[0])  # numpy broadcasting is slow)
+        np.subtract(self._sum_sine, self._difference_sine, twice[1])
         twice *= self._turn_sign
         blocked = np.greater_equal(twice, self._block_at, self._flags)
         key = blocked.tobytes() if np.count_nonzero(blocked) else b""
@@ -278,44 +285,45 @@ class Ball3DTask(Task):
         self._next_landing = int(self._lands_at.min())
         if len(agents) == 0:  # those balls restarted before they landed
             return
-        columns = self._state[:, agents]
-        tilt = columns[0:2] * 0.5
-        slope = np.tan(tilt)
+        state = self._state
+        slope = np.tan(state[0:2, agents] * 0.5)
         slope[1] *= -1.0
-        # The inelastic impact removes the velocity along the surface normal,
-        # (-slope_x, 1, -slope_z) / sqrt(1 + |slope|^2); the centre rests on the surface.
-        horizontal = columns[5:7]
-        into = columns[_FALL_MOTION] - (slope * horizontal).sum(axis=0)
-        into /= 1.0 + (slope * slope).sum(axis=0)
-        horizontal += into * slope
-        columns[_FALL_MOTION] = 0.0
-        columns[_HEIGHT] = _plane(tilt, columns[13:15]) + columns[_RADIUS]
-        columns[_PULL] = _ROLL_PULL * (columns[_GRAVITY] * FIXED_DELTA_TIME**2)
-        self._state[:, agents] = columns
-        self.on_plate[agents] = True
+        # The inelastic impact keeps the velocity along the surface. A falling ball moves
+        # only vertically; the part of (0, vy, 0) along the surface has the horizontal
+        # components slope * vy / (1 + |slope|^2).
+        slope *= state[_FALL_MOTION, agents] / (1.0 + (slope * slope).sum(axis=0))
+        state[5:7, agents] = slope
+        state[_LANDING_ROWS, agents] = self._landed_rows(
+            state[_RADIUS, agents], state[_GRAVITY, agents]
+        )
+
+    @staticmethod
+    def _landed_rows(radius: np.ndarray, gravity: np.ndarray) -> np.ndarray:
+        """The _LANDING_ROWS of balls that have just landed."""
+        rows = np.zeros((len(_LANDING_ROWS), len(radius)))
+        rows[0:3] = _ROLL_PULL * (gravity * FIXED_DELTA_TIME**2)  # pull x, z, y
+        rows[3] = radius  # height above the plane
+        rows[4] = 1.0  # on the platform
+        return rows  # and no vertical motion
 
     def observe(self, agents: np.ndarray) -> list[np.ndarray]:
-        if len(agents) == self.num_agents:  # every agent reports at a decision: no copies
-            state, on_plate, kinematics = self._state, self.on_plate, self._kinematics
-        else:
-            state, on_plate = self._state[:, agents], self.on_plate[agents]
-            kinematics = state[[5, 6, 13, 14]].reshape(2, 2, len(agents))
-        obs = np.empty((8, len(agents)))  # transposed
-        quaternion = np.multiply(state[12], _QUATERNION_SIGNS, obs[0:2])
-        quaternion += state[11]
-        quaternion *= 0.5
-        obs[2:5:2] = state[13:15]
-        np.multiply(state[5:7], _STEP_RATE, obs[5:8:2])
-        # On the platform the centre rests one radius above the plane and moves along it:
-        # slope . (vx, vz) and slope . (x, z), with slope = (tan tilt_z, -tan tilt_x).
-        along = np.tan(state[0:2] * 0.5) * kinematics
-        climb = np.subtract(along[:, 0], along[:, 1])
-        climb[0] *= _STEP_RATE
-        climb[1] += state[_RADIUS]
-        if np.count_nonzero(on_plate) != len(on_plate):
-            climb = np.where(on_plate, climb, state[_FALL_MOTION : _HEIGHT + 1 : 8] * _FALL_RATES)
-        obs[6:2:-3] = climb
-        return [obs.T]
+        state = self._state if len(agents) == self.num_agents else self._state[:, agents]
+        rows = np.empty((8, len(agents)))  # see _OBSERVATION_ORDER
+        np.add(state[11], state[12], rows[0])  # twice the quaternion components
+        np.subtract(state[11], state[12], rows[1])
+        rows[0:2] *= 0.5
+        rows[2:4] = state[13:15]
+        rows[4:6] = state[5:7]
+        # Landed balls move along the plane, one radius above it: their vertical motion and
+        # height add slope . (motion x, z) and slope . (x, z), slope = (tan tilt_z, -tan tilt_x).
+        slope = np.tan(state[0:2] * 0.5)
+        along_motion, along_position = slope * state[5:7], slope * state[13:15]
+        np.subtract(along_motion[0], along_motion[1], rows[6])
+        np.subtract(along_position[0], along_position[1], rows[7])
+        rows[6:8] *= state[_ON_PLATE]
+        rows[6:8] += state[_FALL_MOTION : _HEIGHT + 1 : 8]
+        rows[4:7] *= _STEP_RATE
+        return [rows[_OBSERVATION_ORDER].T]
 
 
 def _episode_constants(gravity: np.ndarray, scale: np.ndarray, mass: np.ndarray) -> np.ndarray:

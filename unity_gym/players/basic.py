@@ -29,7 +29,7 @@ _MOVES = np.array([0, -1, 1], dtype=np.int64)  # per action index: stay, left, r
 # Tables by cell: where each action leads (clamped to the line), the reward for arriving
 # (step cost plus goal), and whether arriving ends the episode.
 _NEXT = np.clip(np.arange(LINE_LENGTH)[:, None] + _MOVES, 0, LINE_LENGTH - 1)
-_ARRIVAL_REWARD = np.full(LINE_LENGTH, -STEP_PENALTY)
+_ARRIVAL_REWARD = np.full(LINE_LENGTH, -STEP_PENALTY, dtype=np.float32)
 _ARRIVAL_REWARD[SMALL_GOAL] += SMALL_REWARD
 _ARRIVAL_REWARD[LARGE_GOAL] += LARGE_REWARD
 _ENDS = np.zeros(LINE_LENGTH, dtype=bool)
@@ -63,17 +63,18 @@ class BasicTask(Task):
     def begin_episode(self, agents: np.ndarray) -> None:
         self.position[agents] = START
 
-    def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    def act(
+        self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
+    ) -> np.ndarray | None:
         self.position = position = _NEXT[self.position, discrete[:, 0]]
         rewards += _ARRIVAL_REWARD[position]
         ended = _ENDS[position]
-        if np.count_nonzero(ended):
-            for cell in position[ended].tolist():
-                self.context.stats.add(
-                    "Basic/LargeGoalRate",
-                    float(cell == LARGE_GOAL),
-                    StatsAggregationMethod.AVERAGE,
-                )
+        if not np.count_nonzero(ended):
+            return None
+        for cell in position[ended].tolist():
+            self.context.stats.add(
+                "Basic/LargeGoalRate", float(cell == LARGE_GOAL), StatsAggregationMethod.AVERAGE
+            )
         return ended
 
     def observe(self, agents: np.ndarray) -> list[np.ndarray]:

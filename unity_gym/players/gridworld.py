@@ -12,6 +12,8 @@ episode.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from unity_gym.base_env import (
@@ -30,8 +32,7 @@ MAX_GRID_SIZE = 30  # keeps every cell at least 2 pixels wide
 STEP_PENALTY = 0.01
 GOAL_REWARD, PIT_REWARD = 1.0, -1.0
 # Per action index (none, up, down, left, right): change of x and of z (z grows upwards).
-_DX = np.array([0, 0, 0, -1, 1], dtype=np.int64)
-_DZ = np.array([0, 1, -1, 0, 0], dtype=np.int64)
+_MOVES = np.array([(0, 0), (0, 1), (0, -1), (-1, 0), (1, 0)], dtype=np.int64)
 _OUTSIDE, _WALL, _FLOOR, _AGENT, _GOAL, _PIT = range(6)
 PALETTE = np.array(
     [(0, 0, 0), (96, 96, 96), (224, 224, 224), (40, 90, 230), (30, 200, 60), (220, 40, 40)],
@@ -65,10 +66,9 @@ class GridWorldTask(Task):
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)
         self.size = np.full(num_agents, DEFAULT_GRID_SIZE, dtype=np.int64)
-        # Cell coordinates (x, z) of the agent, the goal and the pit.
-        self.agent = np.zeros((num_agents, 2), dtype=np.int64)
-        self.goal = np.zeros((num_agents, 2), dtype=np.int64)
-        self.pit = np.zeros((num_agents, 2), dtype=np.int64)
+        # Cell coordinates (x, z) of the agent, the goal and the pit (views of one array).
+        self._cells = np.zeros((num_agents, 3, 2), dtype=np.int64)
+        self.agent, self.goal, self.pit = (self._cells[:, i] for i in range(3))
 
     def begin_episode(self, agents: np.ndarray) -> None:
         sizes = self.context.parameters.sample("gridSize", DEFAULT_GRID_SIZE, len(agents))
@@ -76,20 +76,25 @@ class GridWorldTask(Task):
         self.size[agents] = sizes
         for agent, size in zip(agents.tolist(), sizes.tolist(), strict=True):
             cells = self.rng.choice(size * size, 3, replace=False)
-            placed = np.column_stack([cells % size, cells // size])
-            self.agent[agent], self.goal[agent], self.pit[agent] = placed
+            self._cells[agent] = np.column_stack([cells % size, cells // size])
 
-    def act(self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray) -> np.ndarray:
-        action = discrete[:, 0]
-        moved = self.agent + np.column_stack([_DX[action], _DZ[action]])
-        inside = ((moved >= 0) & (moved < self.size[:, None])).all(axis=1)
-        self.agent = np.where(inside[:, None], moved, self.agent)
+    def act(
+        self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
+    ) -> np.ndarray | None:
+        moved = self.agent + _MOVES[discrete[:, 0]]
+        # Moves are single steps along an axis, so clamping to the grid ignores moves into
+        # a wall.
+        np.maximum(moved, 0, out=moved)
+        np.minimum(moved, self.size[:, None] - 1, out=moved)
+        self.agent[:] = moved
         rewards -= STEP_PENALTY
-        at_goal = (self.agent == self.goal).all(axis=1)
-        at_pit = (self.agent == self.pit).all(axis=1)
+        reached = (self._cells[:, 1:] == moved[:, None]).all(axis=2)  # goal, pit
+        if not np.count_nonzero(reached):
+            return None
+        at_goal, at_pit = reached[:, 0], reached[:, 1]
+        ended = at_goal | at_pit
         rewards[at_goal] = GOAL_REWARD
         rewards[at_pit] = PIT_REWARD
-        ended = at_goal | at_pit
         for value in at_goal[ended].tolist():
             self.context.stats.add(
                 "GridWorld/GoalReachedRate", float(value), StatsAggregationMethod.AVERAGE
@@ -97,35 +102,47 @@ class GridWorldTask(Task):
         return ended
 
     def action_mask(self, agents: np.ndarray) -> np.ndarray | None:
-        x, z = self.agent[agents, 0], self.agent[agents, 1]
-        last = self.size[agents] - 1
-        mask = np.zeros((len(agents), 5), dtype=bool)
-        mask[:, 1] = z == last
-        mask[:, 2] = z == 0
-        mask[:, 3] = x == 0
-        mask[:, 4] = x == last
-        return mask
+        rows = [
+            (False, z == last, z == 0, x == 0, x == last)
+            for (x, z), last in zip(
+                self.agent[agents].tolist(), (self.size[agents] - 1).tolist(), strict=True
+            )
+        ]
+        return np.array(rows, dtype=bool).reshape(len(agents), 5)
 
     def observe(self, agents: np.ndarray) -> list[np.ndarray]:
         images = np.empty((len(agents), IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
-        sizes = self.size[agents]
-        for size in np.unique(sizes).tolist():
-            rows = np.flatnonzero(sizes == size)
-            images[rows] = self.render(agents[rows], size)
+        layers = zip(self.size[agents].tolist(), self._cells[agents].tolist(), strict=True)
+        for image, (size, (agent, goal, pit)) in zip(images, layers, strict=True):
+            frame = _frame(size)
+            image[:] = frame.image
+            for (x, z), colour in ((goal, _GOAL), (pit, _PIT), (agent, _AGENT)):
+                top, left = frame.cell_origin(x, z)
+                image[top : top + frame.pixels, left : left + frame.pixels] = PALETTE[colour]
         return [images]
 
-    def render(self, agents: np.ndarray, size: int) -> np.ndarray:
-        """Top-down images ``(k, 64, 84, 3)`` of agents whose grids all have ``size`` cells."""
-        k, cells = len(agents), size + 2
-        codes = np.full((k, cells, cells), _WALL, dtype=np.uint8)
-        codes[:, 1:-1, 1:-1] = _FLOOR
-        rows = np.arange(k)
-        for layer, code in ((self.goal, _GOAL), (self.pit, _PIT), (self.agent, _AGENT)):
-            x, z = layer[agents, 0], layer[agents, 1]
-            codes[rows, size - z, x + 1] = code  # image row 0 is the top (largest z)
-        pixels = min(IMAGE_HEIGHT, IMAGE_WIDTH) // cells
-        span = pixels * cells
-        top, left = (IMAGE_HEIGHT - span) // 2, (IMAGE_WIDTH - span) // 2
-        canvas = np.full((k, IMAGE_HEIGHT, IMAGE_WIDTH), _OUTSIDE, dtype=np.uint8)
-        canvas[:, top : top + span, left : left + span] = codes.repeat(pixels, 1).repeat(pixels, 2)
-        return PALETTE[canvas]
+
+class _Frame:
+    """The empty grid of one size (walls and floor, centred on black), and where cells are."""
+
+    def __init__(self, size: int) -> None:
+        cells = size + 2
+        self.size = size
+        self.pixels = min(IMAGE_HEIGHT, IMAGE_WIDTH) // cells
+        span = self.pixels * cells
+        self.top, self.left = (IMAGE_HEIGHT - span) // 2, (IMAGE_WIDTH - span) // 2
+        codes = np.full((cells, cells), _WALL, dtype=np.uint8)
+        codes[1:-1, 1:-1] = _FLOOR
+        canvas = np.full((IMAGE_HEIGHT, IMAGE_WIDTH), _OUTSIDE, dtype=np.uint8)
+        pixels = codes.repeat(self.pixels, 0).repeat(self.pixels, 1)
+        canvas[self.top : self.top + span, self.left : self.left + span] = pixels
+        self.image = PALETTE[canvas]
+
+    def cell_origin(self, x: int, z: int) -> tuple[int, int]:
+        """Top-left pixel (row, column) of cell (x, z); image row 0 is the top (largest z)."""
+        return self.top + (self.size - z) * self.pixels, self.left + (x + 1) * self.pixels
+
+
+@functools.cache
+def _frame(size: int) -> _Frame:
+    return _Frame(size)

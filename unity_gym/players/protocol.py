@@ -84,8 +84,13 @@ class UnityConnection:
 
     def __init__(self, host: str, port: int, connect_timeout: float) -> None:
         self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        # Observations can be large; Unity lifts the receive limit the same way.
-        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        # Observations can be large; Unity lifts the receive limit the same way. Like Unity's
+        # client, no retries: gRPC's retry support costs CPU on every call even unused.
+        options = [
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.enable_retries", 0),
+        ]
         self._channel = grpc.insecure_channel(self.target, options=options)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=connect_timeout)

@@ -37,8 +37,8 @@ class Task(ABC):
 
     Subclasses set the class attributes (the registry reads them without instantiating) and
     implement the four hooks. Rewards follow Unity's ``Agent.AddReward``/``SetReward``: a task
-    adds to or overwrites entries of the ``rewards`` array it is given; the academy reports the
-    value at the agent's next decision or episode end and then zeroes it.
+    adds to or overwrites entries of the float32 ``rewards`` array it is given; the academy
+    reports the value at the agent's next decision or episode end and then zeroes it.
     """
 
     behavior_name: ClassVar[str]

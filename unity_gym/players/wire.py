@@ -297,8 +297,9 @@ class ActionDecoder:
         expected = np.frombuffer(prefix + floats + bytes(float_size) + ints, dtype=np.uint8)
         self._expected_entry = np.zeros(self._entry_size, dtype=np.uint8)
         self._expected_entry[: len(expected)] = expected
-        self._expected: dict[int, bytes] = {}
+        self._checks: dict[int, tuple[np.ndarray, bytes]] = {}  # by action count
         self._continuous_size = continuous_size
+        self._discrete_size = discrete_size
 
     def decode(self, serialized: bytes, count: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``(continuous float32 (count, c), discrete int32 (count, d))``, or None.
@@ -308,11 +309,17 @@ class ActionDecoder:
         if len(serialized) != count * self._entry_size:
             return None
         rows = np.frombuffer(serialized, dtype=np.uint8).reshape(count, self._entry_size)
-        expected = self._expected.get(count)
-        if expected is None:
-            expected = self._expected[count] = self._expected_entry.tobytes() * count
-        if np.bitwise_and(rows, self._check_bits).tobytes() != expected:
+        checks = self._checks.get(count)
+        if checks is None:  # whole-matrix operands: numpy broadcasting is slow on small data
+            checks = self._checks[count] = (
+                np.tile(self._check_bits, (count, 1)),
+                self._expected_entry.tobytes() * count,
+            )
+        if np.bitwise_and(rows, checks[0]).tobytes() != checks[1]:
             return None
         continuous = np.frombuffer(rows[:, self._floats].tobytes(), dtype="<f4")
-        discrete = rows[:, self._ints].astype(np.int32)
+        if self._discrete_size:
+            discrete = rows[:, self._ints].astype(np.int32)
+        else:
+            discrete = np.zeros((count, 0), dtype=np.int32)
         return continuous.reshape(count, self._continuous_size), discrete
