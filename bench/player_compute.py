@@ -39,7 +39,7 @@ class Result:
     infos: float
 
 
-def _input_message(player: PlayerInfo, out: UnityMessageProto, rng: np.random.Generator) -> bytes:
+def input_message(player: PlayerInfo, out: UnityMessageProto, rng: np.random.Generator) -> bytes:
     """Python's answer to ``out``: random actions for every agent that requested a decision."""
     message = UnityMessageProto()
     message.header.status = STATUS_OK
@@ -70,7 +70,7 @@ def measure(player: PlayerInfo, areas: int, exchanges: int, seed: int) -> Result
     infos = 0
     first_step = academy.academy_step
     for _ in range(exchanges):
-        data = _input_message(player, out, rng)
+        data = input_message(player, out, rng)
         start = time.perf_counter()
         rl_input = UnityMessageProto.FromString(data).unity_input.rl_input
         out = UnityMessageProto()
