@@ -39,7 +39,7 @@ from unity_gym.communicator_objects.demonstration_meta_pb2 import DemonstrationM
 from unity_gym.demo import load_demonstration
 from unity_gym.rpc_utils import steps_from_proto
 
-DEFAULT_DEMOS = Path(__file__).resolve().parents[2] / "shared/fixtures/mlagents-r21/demos"
+DEFAULT_DEMOS = Path(__file__).resolve().parents[1] / "tests/fixtures/mlagents-r21/demos"
 
 _OFFICIAL = """
 import json, statistics, sys, time

@@ -2,8 +2,9 @@
 
 The learner builds the VecEnv stack (``UnityVecEnv`` over the behavior's agents -> ``VecMonitor``
 for raw episode returns -> reward strength -> ``VecNormalize`` when ``normalize``), the model
-(new, resumed from this run's latest checkpoint, or initialised from another run's weights),
-and runs ``learn`` with a callback that writes summaries and checkpoints and stops when asked.
+(new, resumed from this run's latest checkpoint, or initialised from other weights: the
+behavior's ``init_path`` or ``--initialize-from``'s run, see :func:`resolve_init_path`), and
+runs ``learn`` with a callback that writes summaries and checkpoints and stops when asked.
 When it ends, for any reason, it saves a final checkpoint and keeps acting for its behavior
 with the trained policy so that other behaviors can go on training.
 
@@ -34,6 +35,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
+from cli.config_errors import ConfigError
 from cli.run_artifacts import (
     CheckpointRecord,
     RunDirectory,
@@ -78,15 +80,83 @@ class LearnerSetup:
     initialize_from: RunDirectory | None = None
     progress_position: int | None = None
     save_replay_buffer: bool = False
+    # The behavior's init_path as configured, and the dotted key it is written under.
+    init_path: str | None = None
+    init_path_key: str = "init_path"
+
+
+@dataclass(frozen=True)
+class InitialWeights:
+    """What a new model starts from: an SB3 checkpoint and, beside it, normaliser statistics."""
+
+    model: Path
+    normalizer: Path | None
+    origin: str  # the setting that chose it, for messages
 
 
 def read_pointer(run: RunDirectory, name: str) -> dict[str, Any] | None:
     """The latest complete checkpoint of ``name`` in ``run`` (None when there is none)."""
-    pointer = run.behavior_dir(name) / POINTER
+    return _read_pointer_file(run.behavior_dir(name) / POINTER)
+
+
+def _read_pointer_file(pointer: Path) -> dict[str, Any] | None:
     if not pointer.exists():
         return None
     data: dict[str, Any] = json.loads(pointer.read_text())
     return data
+
+
+def resolve_init_path(
+    init_path: str, key: str, name: str, initialize_from: RunDirectory | None = None
+) -> InitialWeights:
+    """The weights behavior ``name``'s ``init_path`` (written under ``key``) points at.
+
+    As in mlagents-learn, a path is taken from the current directory, except that a bare file
+    name is looked up in ``--initialize-from``'s run (``results/<run-id>/<name>/<file>``) when
+    that is given. It may be a behavior folder of a unity-sb3 run (its latest complete
+    checkpoint, as ``--initialize-from`` takes) or one of its checkpoints
+    (``<Behavior>-<step>.zip``, with the ``.normalizer.npz`` beside it when there is one).
+    Anything else is a :class:`ConfigError` naming the behavior, the key and the path.
+    """
+    path = Path(init_path)
+    if initialize_from is not None and path.parent == Path("."):
+        path = initialize_from.behavior_dir(name) / path
+    what = f"{key} of behavior {name} is {init_path!r}"
+    accepted = (
+        "Give a behavior folder of a unity-sb3 run (results/<run-id>/<Behavior>) or one of "
+        "its checkpoints (results/<run-id>/<Behavior>/<Behavior>-<step>.zip)"
+    )
+    origin = f"{key} {init_path!r}"
+    if path.is_dir():
+        try:
+            pointer = _read_pointer_file(path / POINTER)
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"{what}, but its {POINTER} cannot be read ({err}). {accepted}."
+            ) from None
+        if pointer is None:
+            hint = f" ({path / name} has one)" if (path / name / POINTER).is_file() else ""
+            raise ConfigError(
+                f"{what}, a folder without a unity-sb3 checkpoint (no {path / POINTER}){hint}. "
+                f"{accepted}."
+            )
+        normalizer = pointer.get("normalizer")
+        return InitialWeights(
+            path / pointer["model"], path / normalizer if normalizer else None, origin
+        )
+    if path.is_file():
+        if path.suffix != ".zip":
+            raise ConfigError(
+                f"{what}, which is not a unity-sb3 checkpoint (.zip); ML-Agents' own "
+                f"checkpoints (.pt) and exported models (.onnx) cannot initialize an SB3 "
+                f"model. {accepted}."
+            )
+        normalizer_file = path.with_name(f"{path.stem}.normalizer.npz")
+        return InitialWeights(path, normalizer_file if normalizer_file.is_file() else None, origin)
+    raise ConfigError(
+        f"{what}, which does not exist (looked for {path.absolute()}). {accepted}; a relative "
+        "path is taken from the current directory."
+    )
 
 
 class BehaviorLearner:
@@ -139,6 +209,13 @@ class BehaviorLearner:
                 )
             model = self._load(cls, setup.run, pointer)
             logger.info("Resuming %s from step %d.", setup.name, model.num_timesteps)
+            if setup.init_path is not None:
+                logger.warning(
+                    "%s: %s is not used: --%s loads this run's own checkpoint.",
+                    setup.name,
+                    setup.init_path_key,
+                    setup.mode,
+                )
         else:
             model = cls(
                 plan.policy,
@@ -148,20 +225,58 @@ class BehaviorLearner:
                 verbose=0,
                 **plan.kwargs,
             )
-            if setup.initialize_from is not None:
-                pointer = read_pointer(setup.initialize_from, setup.name)
-                if pointer is None:
-                    raise FileNotFoundError(
-                        f"--initialize-from: run {setup.initialize_from.root} has no checkpoint "
-                        f"of behavior {setup.name} (looked for "
-                        f"{setup.initialize_from.behavior_dir(setup.name) / POINTER})."
-                    )
-                source = setup.initialize_from.behavior_dir(setup.name) / pointer["model"]
-                model.set_parameters(str(source), exact_match=True, device=setup.device)
-                self._load_normalizer(setup.initialize_from, pointer)
-                logger.info("Initialized %s from %s.", setup.name, source)
+            weights = self._initial_weights()
+            if weights is not None:
+                self._initialize(model, weights)
         model.set_logger(Logger(folder=None, output_formats=[SB3StatsBridge(setup.stats)]))
         return model
+
+    def _initial_weights(self) -> InitialWeights | None:
+        """The behavior's init_path wins over --initialize-from's default, as in ML-Agents."""
+        setup = self.setup
+        if setup.init_path is not None:
+            return resolve_init_path(
+                setup.init_path, setup.init_path_key, setup.name, setup.initialize_from
+            )
+        if setup.initialize_from is None:
+            return None
+        folder = setup.initialize_from.behavior_dir(setup.name)
+        pointer = read_pointer(setup.initialize_from, setup.name)
+        if pointer is None:
+            raise FileNotFoundError(
+                f"--initialize-from: run {setup.initialize_from.root} has no checkpoint "
+                f"of behavior {setup.name} (looked for {folder / POINTER})."
+            )
+        normalizer = pointer.get("normalizer")
+        return InitialWeights(
+            folder / pointer["model"],
+            folder / normalizer if normalizer else None,
+            f"--initialize-from {setup.initialize_from.run_id!r}",
+        )
+
+    def _initialize(self, model: BaseAlgorithm, weights: InitialWeights) -> None:
+        """Copy ``weights`` into the new ``model`` (and the normaliser), or say why not."""
+        setup = self.setup
+        try:
+            model.set_parameters(str(weights.model), exact_match=True, device=setup.device)
+            if weights.normalizer is not None and self.normalizer is not None:
+                restore_normalizer(self.normalizer, weights.normalizer)
+        except Exception as err:
+            reason = " ".join(str(err).split())
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            raise ConfigError(
+                f"Behavior {setup.name} cannot be initialized from {weights.model} (chosen by "
+                f"{weights.origin}): {reason}. It must be a complete unity-sb3 checkpoint of a "
+                "behavior with the same observations, actions, trainer_type and network_settings."
+            ) from None
+        if weights.normalizer is None and self.normalizer is not None:
+            logger.warning(
+                "%s: %s has no normalizer statistics beside it; observation normalization "
+                "starts afresh.",
+                setup.name,
+                weights.model,
+            )
+        logger.info("Initialized %s from %s.", setup.name, weights.model)
 
     def _load(self, cls: type[Any], run: RunDirectory, pointer: dict[str, Any]) -> BaseAlgorithm:
         plan = self.setup.plan

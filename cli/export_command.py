@@ -146,7 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.training_config import ConfigError
+    from cli.config_errors import ConfigError
 
     try:
         path = export_checkpoint(

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.config_errors import ConfigError
 from cli.legacy_config import LegacyConfigError, upgrade
 from cli.training_config import (
     CheckpointSettings,
-    ConfigError,
     RunOptions,
     parse_run_options,
     read_yaml_mapping,

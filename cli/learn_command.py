@@ -23,12 +23,13 @@ import yaml
 
 from cli.behavior_learner import BehaviorLearner, LearnerSetup, Mode
 from cli.command import Command
+from cli.config_errors import ConfigError
 from cli.learn_arguments import add_learn_arguments, resolve_run_options
 from cli.run_artifacts import RunDirectory, remove_partial_files, write_json, write_yaml
 from cli.run_timers import RunTimers
 from cli.sb3_translation import TranslationError, plans_for
-from cli.training_config import ConfigError, RunOptions, check_demo_paths, to_resolved_dict
-from cli.training_environment import environment_parameters, worker_settings
+from cli.training_config import RunOptions, SACSettings, check_demo_paths, to_resolved_dict
+from cli.training_environment import environment_parameters, player_notes, worker_settings
 from cli.training_stats import BehaviorStats
 from unity_gym import __version__
 from unity_gym.exception import UnityException
@@ -44,7 +45,7 @@ class LearnError(Exception):
 
 def _prepare_run_directory(options: RunOptions) -> tuple[RunDirectory, Mode]:
     checkpoint = options.checkpoint_settings
-    run = RunDirectory(Path(checkpoint.results_dir), checkpoint.run_id)
+    run = RunDirectory(Path(checkpoint.results_dir), checkpoint.run_id, _metadata())
     mode: Mode = "inference" if checkpoint.inference else "resume" if checkpoint.resume else "train"
     if mode == "train" and run.has_previous_run():
         if not checkpoint.force:
@@ -116,7 +117,7 @@ def run_learn(options: RunOptions) -> int:
         return [channel]
 
     parameters, parameter_notes = environment_parameters(options)
-    for note in parameter_notes:
+    for note in [*parameter_notes, *player_notes(options)]:
         logger.warning(note)
     settings = worker_settings(options, run.run_logs, side_channels, parameters)
     with timers.block("run_training.setup"):
@@ -165,7 +166,10 @@ def run_learn(options: RunOptions) -> int:
                 device=options.torch_settings.device or "auto",
                 initialize_from=source,
                 progress_position=position,
-                save_replay_buffer=bool(getattr(trainer.hyperparameters, "save_replay_buffer", 0)),
+                save_replay_buffer=isinstance(trainer.hyperparameters, SACSettings)
+                and trainer.hyperparameters.save_replay_buffer,
+                init_path=trainer.init_path,
+                init_path_key=options.settings_key(behavior, "init_path"),
             )
             learners.append(BehaviorLearner(setup, lockstep))
 
@@ -197,7 +201,7 @@ def run_learn(options: RunOptions) -> int:
         for learner in learners:
             learner.setup.stats.close()
         write_json(run.timers_file, timers.to_dict())
-        run.save_status(_metadata())
+        run.save_status()
     errors = [learner for learner in learners if learner.error is not None]
     if errors:
         first = errors[0]

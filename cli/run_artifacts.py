@@ -12,7 +12,7 @@
             behavior_spec.json          observations and actions, for export and inspection
         run_logs/
             timers.json                 timer tree and gauges
-            training_status.json        checkpoints per behavior
+            training_status.json        checkpoints per behavior, rewritten with every one
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so an
 interrupted or killed run never leaves a half-written file behind: a reader sees the old
@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,12 +107,21 @@ class BehaviorStatus:
 
 
 class RunDirectory:
-    """Paths of one run and its ``training_status.json`` bookkeeping."""
+    """Paths of one run and its ``training_status.json`` bookkeeping.
 
-    def __init__(self, results_dir: Path, run_id: str) -> None:
+    Learners record checkpoints from their own threads: the status is changed and written under
+    one lock, so the file always holds every record made so far. ``metadata`` (versions) is
+    written into the file's ``metadata`` section.
+    """
+
+    def __init__(
+        self, results_dir: Path, run_id: str, metadata: dict[str, str] | None = None
+    ) -> None:
         self.root = results_dir / run_id
         self.run_id = run_id
+        self.metadata: dict[str, str] = dict(metadata or {})
         self.status: dict[str, BehaviorStatus] = {}
+        self._status_lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------------
 
@@ -160,38 +170,47 @@ class RunDirectory:
         if not self.status_file.exists():
             return
         data = json.loads(self.status_file.read_text())
-        for behavior, entry in data.items():
-            if behavior == "metadata" or not isinstance(entry, dict):
-                continue
-            final = entry.get("final_checkpoint")
-            self.status[behavior] = BehaviorStatus(
-                checkpoints=[CheckpointRecord(**c) for c in entry.get("checkpoints", [])],
-                final_checkpoint=CheckpointRecord(**final) if final else None,
-            )
+        with self._status_lock:
+            for behavior, entry in data.items():
+                if behavior == "metadata" or not isinstance(entry, dict):
+                    continue
+                final = entry.get("final_checkpoint")
+                self.status[behavior] = BehaviorStatus(
+                    checkpoints=[CheckpointRecord(**c) for c in entry.get("checkpoints", [])],
+                    final_checkpoint=CheckpointRecord(**final) if final else None,
+                )
 
     def record_checkpoint(
         self, behavior: str, record: CheckpointRecord, keep: int, final: bool = False
     ) -> list[CheckpointRecord]:
-        """Add ``record``; returns the records that fell out of the ``keep`` most recent."""
-        status = self.status.setdefault(behavior, BehaviorStatus())
-        if final:
-            status.final_checkpoint = record
-        status.checkpoints = [c for c in status.checkpoints if c.steps != record.steps]
-        status.checkpoints.append(record)
-        dropped: list[CheckpointRecord] = []
-        if keep > 0 and len(status.checkpoints) > keep:
-            dropped = status.checkpoints[:-keep]
-            status.checkpoints = status.checkpoints[-keep:]
+        """Add ``record`` and rewrite ``training_status.json``; returns the records that fell
+        out of the ``keep`` most recent (their files can go: the file no longer lists them)."""
+        with self._status_lock:
+            status = self.status.setdefault(behavior, BehaviorStatus())
+            if final:
+                status.final_checkpoint = record
+            status.checkpoints = [c for c in status.checkpoints if c.steps != record.steps]
+            status.checkpoints.append(record)
+            dropped: list[CheckpointRecord] = []
+            if keep > 0 and len(status.checkpoints) > keep:
+                dropped = status.checkpoints[:-keep]
+                status.checkpoints = status.checkpoints[-keep:]
+            self._write_status()
         return dropped
 
-    def save_status(self, metadata: dict[str, Any]) -> None:
+    def save_status(self) -> None:
+        """Write ``training_status.json`` as the status stands."""
+        with self._status_lock:
+            self._write_status()
+
+    def _write_status(self) -> None:
         data: dict[str, Any] = {}
         for behavior, status in self.status.items():
             entry: dict[str, Any] = {"checkpoints": [asdict(c) for c in status.checkpoints]}
             if status.final_checkpoint is not None:
                 entry["final_checkpoint"] = asdict(status.final_checkpoint)
             data[behavior] = entry
-        data["metadata"] = {"stats_format_version": STATS_FORMAT_VERSION, **metadata}
+        data["metadata"] = {"stats_format_version": STATS_FORMAT_VERSION, **self.metadata}
         write_json(self.status_file, data)
 
     def relative(self, path: Path) -> str:

@@ -9,12 +9,12 @@ them.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from cli.training_config import PPOSettings, RunOptions, TrainerSettings
 from sb3_ext.schedules import (
     BETA_FLOOR,
     EPSILON_FLOOR,
@@ -108,17 +108,11 @@ def _describe(value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
-    """Enum members and strings alike, as written in the YAML file."""
-    return str(value.value) if isinstance(value, enum.Enum) else str(value)
-
-
-def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agents: int) -> Sb3Plan:
-    """The plan for ``behavior`` (config name) trained with ``settings`` on ``n_agents`` agents.
-
-    ``settings`` is a resolved ``TrainerSettings`` (see :mod:`cli.training_config`).
-    """
-    trainer = _text(settings.trainer_type)
+def translate_behavior(
+    behavior: str, settings: TrainerSettings, spec: BehaviorSpec, n_agents: int
+) -> Sb3Plan:
+    """The plan for ``behavior`` (config name) trained with ``settings`` on ``n_agents`` agents."""
+    trainer = settings.trainer_type
     action = spec.action_spec
     if action.continuous_size and action.discrete_size:
         raise TranslationError(
@@ -138,14 +132,14 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
     visual = [s for s in spec.observation_specs if s.is_visual]
     multi = len(spec.observation_specs) > 1
     policy_kwargs: dict[str, Any] = {"activation_fn": nn.SiLU}
-    layers = [int(network.hidden_units)] * int(network.num_layers)
+    layers = [network.hidden_units] * network.num_layers
 
-    gamma, reward_scale = _extrinsic(behavior, settings, notes)
-    if trainer == "ppo":
-        hyper = settings.hyperparameters
+    gamma, reward_scale = _extrinsic(settings, notes)
+    hyper = settings.hyperparameters
+    if isinstance(hyper, PPOSettings):  # trainer_type ppo (the schema keeps the two in step)
         if memory is not None:
             algorithm, base = "RecurrentPPO", "LstmPolicy"
-            policy_kwargs["lstm_hidden_size"] = max(1, int(memory.memory_size) // 2)
+            policy_kwargs["lstm_hidden_size"] = max(1, memory.memory_size // 2)
             notes.append(
                 f"network_settings.memory.sequence_length={memory.sequence_length}: "
                 "RecurrentPPO trains on whole rollout sequences, not fixed-length chunks."
@@ -158,36 +152,33 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
         else:
             algorithm = "MaskablePPO" if action.discrete_size else "PPO"
             base = "Policy"
-        n_steps = max(1, round(int(hyper.buffer_size) / n_agents))
-        if n_steps * n_agents != int(hyper.buffer_size):
+        n_steps = max(1, round(hyper.buffer_size / n_agents))
+        if n_steps * n_agents != hyper.buffer_size:
             notes.append(
                 f"hyperparameters.buffer_size={hyper.buffer_size}: with {n_agents} agents each "
                 f"update uses {n_steps} steps per agent = {n_steps * n_agents} experiences."
             )
         rollout = n_steps * n_agents
-        batch_size = int(hyper.batch_size)
+        batch_size = hyper.batch_size
         if batch_size > rollout:
             notes.append(
                 f"hyperparameters.batch_size={batch_size} exceeds the {rollout} experiences "
                 f"per update; using {rollout}."
             )
             batch_size = rollout
-        lr_kind = _text(hyper.learning_rate_schedule)
-        epsilon = make_schedule(
-            _text(hyper.epsilon_schedule or lr_kind), float(hyper.epsilon), EPSILON_FLOOR
-        )
-        beta = make_schedule(_text(hyper.beta_schedule or lr_kind), float(hyper.beta), BETA_FLOOR)
+        epsilon = make_schedule(hyper.epsilon_schedule, hyper.epsilon, EPSILON_FLOOR)
+        beta = make_schedule(hyper.beta_schedule, hyper.beta, BETA_FLOOR)
         policy_kwargs["net_arch"] = {"pi": layers, "vf": layers}
-        policy_kwargs["share_features_extractor"] = bool(hyper.shared_critic)
+        policy_kwargs["share_features_extractor"] = hyper.shared_critic
         kwargs: dict[str, Any] = {
             "learning_rate": make_schedule(
-                lr_kind, float(hyper.learning_rate), LEARNING_RATE_FLOOR
+                hyper.learning_rate_schedule, hyper.learning_rate, LEARNING_RATE_FLOOR
             ),
             "n_steps": n_steps,
             "batch_size": batch_size,
-            "n_epochs": int(hyper.num_epoch),
+            "n_epochs": hyper.num_epoch,
             "gamma": gamma,
-            "gae_lambda": float(hyper.lambd),
+            "gae_lambda": hyper.lambd,
             "clip_range": epsilon,
             "clip_range_vf": epsilon,
             "ent_coef": beta(1.0),
@@ -199,7 +190,6 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
             f"(every {n_steps} steps per agent) and bootstraps values there."
         )
     else:
-        hyper = settings.hyperparameters
         algorithm, base = "SAC", "Policy"
         entropy_schedule = None
         if memory is not None:
@@ -208,7 +198,7 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
                 "memory."
             )
         policy_kwargs["net_arch"] = {"pi": layers, "qf": layers}
-        steps_per_update = float(hyper.steps_per_update)
+        steps_per_update = hyper.steps_per_update
         if n_agents >= steps_per_update:
             train_freq, gradient_steps = 1, max(1, round(n_agents / steps_per_update))
         else:
@@ -221,21 +211,19 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
             )
         kwargs = {
             "learning_rate": make_schedule(
-                _text(hyper.learning_rate_schedule),
-                float(hyper.learning_rate),
-                LEARNING_RATE_FLOOR,
+                hyper.learning_rate_schedule, hyper.learning_rate, LEARNING_RATE_FLOOR
             ),
-            "buffer_size": int(hyper.buffer_size),
-            "batch_size": int(hyper.batch_size),
-            "learning_starts": int(hyper.buffer_init_steps),
-            "tau": float(hyper.tau),
+            "buffer_size": hyper.buffer_size,
+            "batch_size": hyper.batch_size,
+            "learning_starts": hyper.buffer_init_steps,
+            "tau": hyper.tau,
             "gamma": gamma,
             "train_freq": train_freq,
             "gradient_steps": gradient_steps,
-            "ent_coef": f"auto_{float(hyper.init_entcoef)}",
+            "ent_coef": f"auto_{hyper.init_entcoef}",
         }
     if visual:
-        _visual_encoder(_text(network.vis_encode_type), notes)
+        _visual_encoder(network.vis_encode_type, notes)
     if multi:
         policy = "MultiInput" + base
     elif visual:
@@ -244,7 +232,7 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
         policy = "Mlp" + base
     if any(s.observation_type == ObservationType.GOAL_SIGNAL for s in spec.observation_specs):
         notes.append(
-            f"network_settings.goal_conditioning_type={_text(network.goal_conditioning_type)}: "
+            f"network_settings.goal_conditioning_type={network.goal_conditioning_type}: "
             "goal observations are treated as ordinary inputs (no hypernetwork in SB3)."
         )
     kwargs["policy_kwargs"] = policy_kwargs
@@ -254,33 +242,26 @@ def translate_behavior(behavior: str, settings: Any, spec: BehaviorSpec, n_agent
         algorithm=algorithm,
         policy=policy,
         kwargs=kwargs,
-        total_timesteps=int(settings.max_steps),
+        total_timesteps=settings.max_steps,
         n_agents=n_agents,
         reward_scale=reward_scale,
-        normalize=bool(network.normalize),
+        normalize=network.normalize,
         entropy_schedule=entropy_schedule,
-        deterministic=bool(network.deterministic),
+        deterministic=network.deterministic,
         notes=notes,
     )
 
 
-def _extrinsic(behavior: str, settings: Any, notes: list[str]) -> tuple[float, float]:
+def _extrinsic(settings: TrainerSettings, notes: list[str]) -> tuple[float, float]:
     """(gamma, reward scale) from the extrinsic reward signal."""
-    extrinsic = _reward_signals(settings).get("extrinsic")
+    extrinsic = settings.reward_signals.extrinsic
     if extrinsic is None:
         notes.append(
             "reward_signals: no extrinsic signal; SB3 still trains on the environment reward "
             "(strength 1.0, gamma 0.99)."
         )
         return 0.99, 1.0
-    return float(extrinsic.gamma), float(extrinsic.strength)
-
-
-def _reward_signals(settings: Any) -> dict[str, Any]:
-    """The configured reward signals by name (a mapping or a section model alike)."""
-    signals = settings.reward_signals
-    items = signals.items() if isinstance(signals, dict) else iter(signals or ())
-    return {name: value for name, value in items if value is not None}
+    return extrinsic.gamma, extrinsic.strength
 
 
 def _visual_encoder(kind: str, notes: list[str]) -> None:
@@ -291,8 +272,8 @@ def _visual_encoder(kind: str, notes: list[str]) -> None:
         )
 
 
-def _unsupported_sections(settings: Any, notes: list[str]) -> None:
-    for name in _reward_signals(settings):
+def _unsupported_sections(settings: TrainerSettings, notes: list[str]) -> None:
+    for name in settings.reward_signals.configured():
         if name not in SUPPORTED_REWARD_SIGNALS:
             notes.append(f"reward_signals.{name}: not available yet; trained without it.")
     if settings.behavioral_cloning is not None:
@@ -315,10 +296,12 @@ def artifact_names(behaviors: list[str]) -> dict[str, str]:
     }
 
 
-def plans_for(options: Any, lockstep: LockstepBehaviors) -> dict[str, tuple[str, Any, Sb3Plan]]:
+def plans_for(
+    options: RunOptions, lockstep: LockstepBehaviors
+) -> dict[str, tuple[str, TrainerSettings, Sb3Plan]]:
     """full behavior name -> (artifact name, trainer settings, SB3 plan)."""
     names = artifact_names(lockstep.behavior_names)
-    plans: dict[str, tuple[str, Any, Sb3Plan]] = {}
+    plans: dict[str, tuple[str, TrainerSettings, Sb3Plan]] = {}
     for behavior in lockstep.behavior_names:
         settings = options.settings_for(behavior)
         plan = translate_behavior(

@@ -10,20 +10,19 @@ rules are kept too: a behavior's keys are merged over the resolved ``default_set
 ``network_settings`` is given, and ``even_checkpoints`` spreads checkpoints over ``max_steps``.
 
 Older formats are converted on load by :mod:`cli.legacy_config`. Bad input raises
-:class:`ConfigError`, whose text names the file, every offending key and how to fix it.
+:class:`~cli.config_errors.ConfigError`, whose text names the file, every offending key and how
+to fix it (:mod:`cli.config_errors` writes those messages).
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import logging
 import math
 import re
-import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -43,23 +42,23 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cli.config_errors import (
+    INVALID_SAMPLER,
+    SAMPLER_KINDS_CONTEXT,
+    ConfigError,
+    config_error,
+    file_error_message,
+    mapping_error_message,
+    validation_error_message,
+)
 from cli.legacy_config import LegacyConfigError, upgrade
 
 logger = logging.getLogger("unity_sb3")
 
 SUPPORTED_TRAINERS = ("ppo", "sac")
-_MAX_LISTED_ERRORS = 20
-
-
-class ConfigError(Exception):
-    """A training configuration that cannot be used; ``str()`` is the message for the user."""
 
 
 # -- scalar types -------------------------------------------------------------------------------
-
-
-def _config_error(message: str) -> PydanticCustomError:
-    return PydanticCustomError("config", "{message}", {"message": message})
 
 
 def _as_int(value: Any) -> Any:
@@ -117,7 +116,7 @@ class MemorySettings(_Section):
     @classmethod
     def _even(cls, value: int) -> int:
         if value % 2:
-            raise _config_error(f"memory_size must be divisible by 2 (got {value})")
+            raise config_error(f"memory_size must be divisible by 2 (got {value})")
         return value
 
 
@@ -336,13 +335,13 @@ class TrainerSettings(_Section):
     def _check_combinations(self) -> TrainerSettings:
         expected = _HYPERPARAMETER_MODELS[self.trainer_type]
         if not isinstance(self.hyperparameters, expected):
-            raise _config_error(
+            raise config_error(
                 f"hyperparameters are {type(self.hyperparameters).__name__} but trainer_type is "
                 f"{self.trainer_type!r}"
             )
         memory = self.network_settings.memory
         if memory is not None and memory.sequence_length > self.hyperparameters.batch_size:
-            raise _config_error(
+            raise config_error(
                 f"network_settings.memory.sequence_length ({memory.sequence_length}) must not "
                 f"exceed hyperparameters.batch_size ({self.hyperparameters.batch_size})"
             )
@@ -367,7 +366,7 @@ class UniformParameters(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> UniformParameters:
         if self.min_value > self.max_value:
-            raise _config_error(
+            raise config_error(
                 f"min_value ({self.min_value}) is greater than max_value ({self.max_value})"
             )
         return self
@@ -389,7 +388,7 @@ class MultiRangeUniformParameters(_Section):
     def _ordered(self) -> MultiRangeUniformParameters:
         for low, high in self.intervals:
             if low > high:
-                raise _config_error(f"interval [{low}, {high}] has its minimum above its maximum")
+                raise config_error(f"interval [{low}, {high}] has its minimum above its maximum")
         return self
 
 
@@ -475,8 +474,9 @@ Sampler = Annotated[
     | Annotated[MultiRangeUniformSampler, Tag("(multirangeuniform)")],
     Discriminator(
         _sampler_tag,
-        custom_error_type="invalid_sampler",
+        custom_error_type=INVALID_SAMPLER,
         custom_error_message="expected a number or a sampler",
+        custom_error_context={SAMPLER_KINDS_CONTEXT: ", ".join(SAMPLER_TYPES)},
     ),
 ]
 
@@ -494,7 +494,7 @@ class CompletionCriteriaSettings(_Section):
     @model_validator(mode="after")
     def _progress_is_a_fraction(self) -> CompletionCriteriaSettings:
         if self.measure == "progress" and not 0.0 <= self.threshold <= 1.0:
-            raise _config_error(
+            raise config_error(
                 f"threshold must be between 0 and 1 when measure is progress (got {self.threshold})"
             )
         return self
@@ -517,7 +517,7 @@ class EnvironmentParameterSettings(_Section):
     def _lessons_chain(self) -> EnvironmentParameterSettings:
         for index, lesson in enumerate(self.curriculum[:-1]):
             if lesson.completion_criteria is None:
-                raise _config_error(
+                raise config_error(
                     f"lesson {index} ({lesson.name!r}) is not the last one, so it needs "
                     "completion_criteria"
                 )
@@ -545,7 +545,7 @@ class EnvironmentSettings(_Section):
     @classmethod
     def _one_editor(cls, value: int, info: ValidationInfo) -> int:
         if value > 1 and info.data.get("env_path") is None:
-            raise _config_error(
+            raise config_error(
                 f"num_envs is {value} but no env_path (--env) is set; the Editor is a single "
                 "environment, so give a player build or set num_envs to 1"
             )
@@ -665,6 +665,12 @@ class RunOptions(_Section):
         logger.warning("Behavior %r has no settings in the configuration; using defaults.", name)
         return TrainerSettings()
 
+    def settings_key(self, behavior_name: str, key: str) -> str:
+        """The dotted key a behavior's setting is written under, for messages:
+        ``behaviors.<name>.<key>``, or ``default_settings.<key>`` for an unlisted behavior."""
+        name = _TEAM_SUFFIX.sub("", behavior_name)
+        return f"behaviors.{name}.{key}" if name in self.behaviors else f"default_settings.{key}"
+
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``update``'s keys laid over it; nested mappings are merged, not replaced."""
@@ -714,37 +720,11 @@ def _as_curriculum(name: Any, value: Any) -> Any:
 def read_yaml_mapping(path: Path, what: str = "Training configuration") -> dict[str, Any]:
     """The top-level mapping of a YAML file, or a :class:`ConfigError` that says what is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{what} file {path} does not exist (looked for {path.absolute()}). Check the path; "
-            "a relative path is taken from the current directory."
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{what} file {path} is a folder; give the YAML file in it.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} file {path} is not UTF-8 text; save it as UTF-8.") from None
-    except OSError as err:
-        raise ConfigError(f"{what} file {path} cannot be read: {err.strerror or err}.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = err.problem or err.context or "syntax error"
-        raise ConfigError(
-            f"{what} file {path} is not valid YAML{where}: {problem}. Fix the syntax there "
-            "(indentation and a missing ':' after a key are the usual causes)."
-        ) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} file {path} is not valid YAML: {err}.") from None
-    if data is None:
-        raise ConfigError(f"{what} file {path} is empty; it needs at least one section.")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(file_error_message(path, what, err)) from None
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{what} file {path} must be a mapping of sections (key: value lines) at the top "
-            f"level, but it holds {_describe_type(data)}."
-        )
+        raise ConfigError(mapping_error_message(path, what, data))
     return data
 
 
@@ -782,7 +762,8 @@ def parse_run_options(
     try:
         options = RunOptions.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, data, source, legacy, origins or {})) from None
+        message = validation_error_message(err, data, RunOptions, source, legacy, origins or {})
+        raise ConfigError(message) from None
     options._source = source
     options._require_listed = source is not None if require_listed is None else require_listed
     return options
@@ -851,257 +832,4 @@ def check_demo_paths(options: RunOptions, base_dir: Path | None = None) -> None:
         f"Demonstration file(s) not found{where}:\n{lines}\nRelative demo_path values are taken "
         f"from the current directory ({base.absolute()}), as mlagents-learn does: run from the "
         "folder they are relative to, or give absolute paths."
-    )
-
-
-# -- error messages --------------------------------------------------------------------------------
-
-_TAGS = {f"({kind})" for kind in (*SUPPORTED_TRAINERS, *SAMPLER_TYPES)}
-_EXPECTED = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "text",
-    "model_type": "a mapping (a section of key: value lines)",
-    "model_attributes_type": "a mapping (a section of key: value lines)",
-    "dict_type": "a mapping (a section of key: value lines)",
-    "list_type": "a list",
-    "tuple_type": "a list",
-}
-_BOUNDS = {
-    "greater_than": ("gt", "a value greater than"),
-    "greater_than_equal": ("ge", "a value of at least"),
-    "less_than": ("lt", "a value less than"),
-    "less_than_equal": ("le", "a value of at most"),
-}
-
-
-def _describe_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    elif isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, Mapping | list | tuple):
-        text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10**6).strip()
-    else:
-        text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
-
-
-def _display_path(loc: tuple[Any, ...], data: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The error's location as the user wrote it: union tags dropped, and a parameter given as
-    a number or sampler shown without the one-lesson curriculum it is normalized into."""
-    parts = [part for part in loc if part not in _TAGS]
-    parameters = data.get("environment_parameters")
-    if len(parts) >= 2 and parts[0] == "environment_parameters" and isinstance(parameters, Mapping):
-        written = parameters.get(parts[1])
-        if not (isinstance(written, Mapping) and "curriculum" in written):
-            if tuple(parts[2:5]) == ("curriculum", 0, "value"):
-                del parts[2:5]
-            elif tuple(parts[2:4]) == ("curriculum", 0):
-                del parts[2:4]
-    return tuple(parts)
-
-
-def _strip_annotations(annotation: Any) -> Any:
-    while True:
-        if get_origin(annotation) is Annotated:
-            annotation = get_args(annotation)[0]
-            continue
-        members = [m for m in get_args(annotation) if m is not type(None)]
-        if _is_union(annotation) and len(members) == 1:
-            annotation = members[0]
-            continue
-        return annotation
-
-
-def _is_union(annotation: Any) -> bool:
-    return get_origin(annotation) in (Union, types.UnionType)
-
-
-def _descend(annotation: Any, part: Any) -> Any:
-    annotation = _strip_annotations(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        return field.annotation
-    origin = get_origin(annotation)
-    if origin is dict:
-        return get_args(annotation)[1]
-    if origin in (list, tuple):
-        return get_args(annotation)[0]
-    if _is_union(annotation):
-        for member in get_args(annotation):
-            tags = [m.tag for m in getattr(member, "__metadata__", ()) if isinstance(m, Tag)]
-            if part in tags:
-                return member
-    return None
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    annotation: Any = RunOptions
-    for part in loc:
-        annotation = _descend(annotation, part)
-        if annotation is None:
-            return None
-    annotation = _strip_annotations(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _section_models(model: type[BaseModel]) -> Iterator[tuple[str, type[BaseModel]]]:
-    """The sub-sections of a model, with every member model of a union."""
-    for name, field in model.model_fields.items():
-        annotation = _strip_annotations(field.annotation)
-        members = get_args(annotation) if _is_union(annotation) else (annotation,)
-        for member in members:
-            member = _strip_annotations(member)
-            if isinstance(member, type) and issubclass(member, BaseModel):
-                yield name, member
-
-
-def _unknown_key_hint(key: Any, model: type[BaseModel] | None) -> str:
-    if model is None:
-        return ""
-    valid = list(model.model_fields)
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    for section, member in _section_models(model):
-        if key in member.model_fields:
-            return f"; it belongs in the {section} section ({section}.{key})"
-    return f"; valid keys here: {', '.join(valid)}"
-
-
-def _literal_hint(value: Any, expected: str) -> str:
-    choices = re.findall(r"'([^']*)'", expected)
-    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _describe_error(error: Mapping[str, Any], path: str) -> str:
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    shown = f"{_show(value)} ({_describe_type(value)})"
-    if kind == "extra_forbidden":
-        hint = _unknown_key_hint(error["loc"][-1], _model_at(tuple(error["loc"][:-1])))
-        return f"{path}: unknown key{hint}"
-    if kind == "missing":
-        return f"{path}: required key is missing"
-    if kind == "config":
-        return f"{path}: {ctx.get('message', error['msg'])}"
-    if kind == "literal_error" and str(error["loc"][-1]) == "trainer_type":
-        return (
-            f"{path}: trainer_type {_show(value)} is not supported; unity-sb3 trains "
-            f"{' and '.join(SUPPORTED_TRAINERS)}"
-        )
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", ""))
-        return f"{path}: got {shown}, expected one of {expected}{_literal_hint(value, expected)}"
-    if kind == "invalid_sampler":
-        return _describe_sampler_error(value, path)
-    if kind in _EXPECTED:
-        return f"{path}: got {shown}, expected {_EXPECTED[kind]}"
-    if kind in _BOUNDS:
-        bound_key, phrase = _BOUNDS[kind]
-        return f"{path}: got {shown}, expected {phrase} {ctx.get(bound_key)}"
-    if kind == "too_short":
-        return f"{path}: expected at least {ctx.get('min_length')} item(s), got {_show(value)}"
-    if kind == "too_long":
-        return f"{path}: expected at most {ctx.get('max_length')} item(s), got {_show(value)}"
-    return f"{path}: {error['msg']} (got {shown})"
-
-
-def _describe_sampler_error(value: Any, path: str) -> str:
-    kinds = ", ".join(SAMPLER_TYPES)
-    if isinstance(value, Mapping) and "sampler_type" in value:
-        kind = value["sampler_type"]
-        hint = _literal_hint(kind, " ".join(f"'{k}'" for k in SAMPLER_TYPES))
-        return f"{path}.sampler_type: got {_show(kind)}, expected one of {kinds}{hint}"
-    if isinstance(value, Mapping):
-        return (
-            f"{path}: a sampler needs sampler_type ({kinds}) and sampler_parameters; "
-            f"got keys {', '.join(map(str, value))}"
-        )
-    return (
-        f"{path}: got {_show(value)} ({_describe_type(value)}), expected a number or a sampler "
-        f"(sampler_type: {kinds}, with sampler_parameters)"
-    )
-
-
-def _format_errors(
-    err: ValidationError,
-    data: Mapping[str, Any],
-    source: Path | None,
-    legacy: bool,
-    origins: Mapping[str, str],
-) -> str:
-    errors = err.errors()
-    # A behavior with an unsupported trainer_type: its hyperparameters cannot be judged.
-    bad_trainers = [
-        tuple(e["loc"][:-1])
-        for e in errors
-        if e["type"] == "literal_error" and e["loc"] and e["loc"][-1] == "trainer_type"
-    ]
-    lines: list[str] = []
-    for error in errors:
-        loc = tuple(error["loc"])
-        if any(loc[: len(p) + 1] == (*p, "hyperparameters") for p in bad_trainers):
-            continue
-        parts = _display_path(loc, data)
-        path = ".".join(map(str, parts)) or "(top level)"
-        line = _describe_error(error, path)
-        if path in origins:
-            line += f" [set by {origins[path]}]"
-        if line not in lines:
-            lines.append(line)
-    shown = lines[:_MAX_LISTED_ERRORS]
-    if len(lines) > len(shown):
-        shown.append(f"... and {len(lines) - len(shown)} more")
-    where = str(source) if source is not None else "The command-line options"
-    count = "a problem" if len(lines) == 1 else f"{len(lines)} problems"
-    body = "\n".join(f"  - {line}" for line in shown)
-    note = ""
-    if legacy:
-        note = (
-            " Keys are named as in the current format the old file was converted to; "
-            "`unity-sb3 upgrade-config` writes that file out."
-        )
-    return (
-        f"{where}: the training configuration has {count}:\n{body}\n"
-        f"Fix {'it' if len(lines) == 1 else 'them'} and run again; docs/config.md lists every "
-        f"key with its default.{note}"
     )

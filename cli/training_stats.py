@@ -48,7 +48,12 @@ SB3_PREFIX = "SB3/"
 
 
 class BehaviorStats:
-    """Values of one behavior since the last summary, and where summaries go."""
+    """Values of one behavior since the last summary, and where summaries go.
+
+    Learner threads add values and write summaries while the command may close the stats at
+    the end of the run: :meth:`close` waits for a summary being written, and once closed,
+    summaries still go to the console but no longer to TensorBoard.
+    """
 
     def __init__(
         self,
@@ -63,6 +68,8 @@ class BehaviorStats:
         self._values: defaultdict[str, list[float]] = defaultdict(list)
         self._aggregation: dict[str, StatsAggregationMethod] = {}
         self._lock = threading.Lock()
+        # Held while the TensorBoard writer is used or closed.
+        self._writer_lock = threading.Lock()
         self._writer: Any = None
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -100,22 +107,23 @@ class BehaviorStats:
         with self._lock:
             values, self._values = dict(self._values), defaultdict(list)
             aggregation = dict(self._aggregation)
-        for key, data in values.items():
-            method = aggregation.get(key, StatsAggregationMethod.AVERAGE)
-            summary = (
-                float(np.sum(data))
-                if method == StatsAggregationMethod.SUM
-                else float(np.mean(data))
-            )
+        with self._writer_lock:
+            for key, data in values.items():
+                method = aggregation.get(key, StatsAggregationMethod.AVERAGE)
+                summary = (
+                    float(np.sum(data))
+                    if method == StatsAggregationMethod.SUM
+                    else float(np.mean(data))
+                )
+                if self._writer is not None:
+                    self._writer.add_scalar(key, summary, step)
+                    if method == StatsAggregationMethod.HISTOGRAM:
+                        self._writer.add_histogram(f"{key}_hist", np.asarray(data), step)
+                gauge = f"{self.name}.{key}".replace("/", ".").replace(" ", "")
+                self.timers.set_gauge(f"{gauge}.mean", float(np.mean(data)))
+                self.timers.set_gauge(f"{gauge}.sum", float(np.sum(data)))
             if self._writer is not None:
-                self._writer.add_scalar(key, summary, step)
-                if method == StatsAggregationMethod.HISTOGRAM:
-                    self._writer.add_histogram(f"{key}_hist", np.asarray(data), step)
-            gauge = f"{self.name}.{key}".replace("/", ".").replace(" ", "")
-            self.timers.set_gauge(f"{gauge}.mean", float(np.mean(data)))
-            self.timers.set_gauge(f"{gauge}.sum", float(np.sum(data)))
-        if self._writer is not None:
-            self._writer.flush()
+                self._writer.flush()
         line = self.console_line(step, values.get(CUMULATIVE_REWARD), training)
         logger.info(line)
         return line
@@ -135,14 +143,19 @@ class BehaviorStats:
         return ". ".join(parts) + "."
 
     def add_text(self, tag: str, text: str) -> None:
-        if self._writer is not None:
-            self._writer.add_text(tag, text)
-            self._writer.flush()
+        """Write ``text`` to TensorBoard (ignored once closed)."""
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.add_text(tag, text)
+                self._writer.flush()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Close TensorBoard's writer once a summary being written is done; later summaries
+        reach the console only. Closing twice is harmless."""
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 class SB3StatsBridge(KVWriter):

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cli.command import Command
+from cli.config_errors import ConfigError
 from cli.learn_arguments import add_learn_arguments, resolve_run_options
 from cli.sb3_translation import TranslationError, plans_for
-from cli.training_config import ConfigError, RunOptions
+from cli.training_config import RunOptions
 from cli.training_environment import environment_parameters, worker_settings
 from unity_gym.exception import UnityException
 from unity_gym.lockstep_behaviors import LockstepBehaviors

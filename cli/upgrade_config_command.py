@@ -14,8 +14,9 @@ from pathlib import Path
 import yaml
 
 from cli.command import Command
+from cli.config_errors import ConfigError
 from cli.legacy_config import LegacyConfigError, upgrade
-from cli.training_config import ConfigError, parse_run_options, read_yaml_mapping
+from cli.training_config import parse_run_options, read_yaml_mapping
 
 _PROG = "unity-sb3 upgrade-config"
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "mlagents-r21"
+# ML-Agents release 21 reference files, kept in the repository (see its NOTICE and README.md).
+FIXTURES = REPO / "tests" / "fixtures" / "mlagents-r21"
 
 
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.skip(f"ML-Agents reference fixtures not found at {FIXTURES}")
+        pytest.fail(f"ML-Agents reference fixtures not found at {FIXTURES}")
     return FIXTURES
 
 

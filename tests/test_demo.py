@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import FIXTURES
 from unity_gym.communicator_objects.agent_action_pb2 import AgentActionProto
 from unity_gym.communicator_objects.agent_info_action_pair_pb2 import AgentInfoActionPairProto
 from unity_gym.communicator_objects.agent_info_pb2 import AgentInfoProto
@@ -22,14 +23,13 @@ from unity_gym.exception import UnityDemoException
 
 pytestmark = pytest.mark.protocol
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared/fixtures/mlagents-r21"
 DEMOS = FIXTURES / "demos"
 
 
 @pytest.fixture
 def demos() -> Path:
     if not DEMOS.is_dir():
-        pytest.skip(f"ML-Agents reference demos not found at {DEMOS} (shared fixtures missing)")
+        pytest.fail(f"ML-Agents reference demos not found at {DEMOS}")
     return DEMOS
 
 

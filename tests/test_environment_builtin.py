@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,3 +267,22 @@ def test_readme_low_level_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         f'UnityEnvironment("builtin:3DBall", seed=1, base_port={free_port()})',
     )
     exec(compile(source, "README.md", "exec"), {})
+
+
+def test_a_script_that_never_closes_its_environment_still_exits(tmp_path: Path) -> None:
+    script = tmp_path / "forgets_close.py"
+    script.write_text(
+        "from unity_gym import UnityEnvironment\n"
+        "env = UnityEnvironment('builtin:Basic')\n"
+        "env.reset()\n"
+        "print(env.player_pid, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(pid)

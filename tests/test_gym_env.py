@@ -288,7 +288,7 @@ class HybridPlayer:
 @pytest.fixture
 def hybrid_players(monkeypatch) -> None:
     monkeypatch.setattr(
-        "unity_gym.behavior_group.open_environments",
+        "unity_gym.player_set.open_environments",
         lambda settings, count: [HybridPlayer() for _ in range(count)],
     )
 

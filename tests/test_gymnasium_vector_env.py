@@ -166,7 +166,7 @@ def test_killed_player_gives_a_clear_error_and_close_cleans_up(make_vec_env) -> 
 
 def test_dict_spaces_batch_per_key(monkeypatch) -> None:
     monkeypatch.setattr(
-        "unity_gym.behavior_group.open_environments",
+        "unity_gym.player_set.open_environments",
         lambda settings, count: [HybridPlayer() for _ in range(count)],
     )
     env = UnityVectorEnv("hybrid", 2)

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("pydantic")
 
+from cli.config_errors import ConfigError
 from cli.learn_arguments import (
     EXPLICIT_DEST,
     FLAG_TARGETS,
@@ -18,14 +19,13 @@ from cli.learn_arguments import (
     resolve_run_options,
 )
 from cli.training_config import (
-    ConfigError,
     ConstantSampler,
     RunOptions,
     TrainerSettings,
     to_resolved_dict,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlagents-r21"
 CONFIGS = FIXTURES / "configs"
 
 FILE_CONFIG = """

@@ -62,8 +62,10 @@ def _status(tmp_path: Path) -> dict:
 
 
 def test_learn_on_basic_writes_mlagents_artifacts(tmp_path: Path, port: int, capsys) -> None:
-    assert _learn(tmp_path, _config(tmp_path, BASIC), port) == 0
+    assert _learn(tmp_path, _config(tmp_path, BASIC), port, "--no-graphics-monitor") == 0
     out = capsys.readouterr().out
+    # Built-in players have no window: the setting is named, not silently dropped.
+    assert "engine_settings.no_graphics_monitor (--no-graphics-monitor): built-in" in out
     assert "Basic. Step: 500. Time Elapsed:" in out
     assert "Mean Reward:" in out and "Training." in out
     run = tmp_path / "results/run"
@@ -75,6 +77,7 @@ def test_learn_on_basic_writes_mlagents_artifacts(tmp_path: Path, port: int, cap
     assert list((run / "Basic").glob("events.out.tfevents.*"))
     status = _status(tmp_path)
     assert status["metadata"]["stats_format_version"] == "0.3.0"
+    assert status["metadata"]["stable_baselines3_version"]
     final = status["Basic"]["final_checkpoint"]
     assert final["steps"] >= 1500
     assert final["file_path"].endswith("results/run/Basic.onnx")
@@ -210,8 +213,13 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path: Path, port: int) -> None:
 def test_kill_9_then_resume_from_last_complete_checkpoint(tmp_path: Path, port: int) -> None:
     config = _config(tmp_path, LONG)
     process = _start(tmp_path, config, port)
+    status_file = tmp_path / "results/run/run_logs/training_status.json"
     try:
         _wait_for_checkpoint(tmp_path, process)
+        deadline = time.monotonic() + 30
+        while not status_file.exists():  # written with the checkpoint, not at the end
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
         time.sleep(1.5)
         os.killpg(process.pid, signal.SIGKILL)  # the trainer and its player, mid-run
         process.communicate(timeout=30)
@@ -220,6 +228,17 @@ def test_kill_9_then_resume_from_last_complete_checkpoint(tmp_path: Path, port: 
             os.killpg(process.pid, signal.SIGKILL)
     folder = tmp_path / "results/run/Basic"
     pointer = json.loads((folder / "checkpoint.json").read_text())
+    # The killed run's training_status.json lists its checkpoints (the newest may lag the
+    # pointer by one when the kill fell between the two writes) and every file it names exists.
+    status = _status(tmp_path)
+    assert status["metadata"]["stats_format_version"] == "0.3.0"
+    assert status["metadata"]["torch_version"]
+    listed = status["Basic"]["checkpoints"]
+    assert listed and "final_checkpoint" not in status["Basic"]
+    assert 500 <= max(c["steps"] for c in listed) <= pointer["steps"]
+    for checkpoint in listed:
+        for name in (checkpoint["file_path"], *checkpoint["auxillary_file_paths"]):
+            assert (tmp_path / name).exists(), name
     # What a kill during a write leaves: a temporary file beside complete checkpoints.
     (folder / f".Basic-{pointer['steps'] + 128}.zip.abc.partial").write_bytes(b"PK\x03\x04trunc")
     resumed = json.loads(json.dumps(BASIC))
@@ -318,6 +337,123 @@ def test_initialize_from_loads_weights_and_starts_at_step_zero(
     assert 1500 <= status["Basic"]["final_checkpoint"]["steps"] < 3000
 
 
+def _parameters(path: Path) -> dict:
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    _, params, _ = load_from_zip_file(str(path))
+    return params["policy"]
+
+
+def test_init_path_starts_each_behavior_from_those_weights(
+    tmp_path: Path, port: int, monkeypatch, capsys
+) -> None:
+    import torch
+
+    from cli.behavior_learner import BehaviorLearner
+
+    assert _learn(tmp_path, _config(tmp_path, BASIC), port) == 0
+    source = tmp_path / "results/run/Basic"
+    latest = source / json.loads((source / "checkpoint.json").read_text())["model"]
+    older = min(source.glob("Basic-*.zip"), key=lambda p: int(p.stem.split("-")[1]))
+    assert older != latest
+    started: list[dict] = []
+
+    def record_start(learner: BehaviorLearner) -> None:  # instead of training
+        started.append({k: v.clone() for k, v in learner.model.policy.state_dict().items()})
+
+    monkeypatch.setattr(BehaviorLearner, "_learn", record_start)
+    capsys.readouterr()
+    cases = [
+        # A behavior folder: its latest complete checkpoint.
+        ("folder", str(source), (), latest),
+        # A bare file name with --initialize-from: that run's folder of the behavior (ML-Agents).
+        ("file", older.name, ("--initialize-from=run",), older),
+    ]
+    for run_id, init_path, flags, expected in cases:
+        config = json.loads(json.dumps(BASIC))
+        config["behaviors"]["Basic"]["init_path"] = init_path
+        path = _config(tmp_path, config, f"{run_id}.yaml")
+        code = main(
+            [
+                "learn",
+                str(path),
+                f"--run-id={run_id}",
+                f"--results-dir={tmp_path / 'results'}",
+                f"--base-port={port}",
+                *flags,
+            ]
+        )
+        assert code == 0
+        assert f"Initialized Basic from {expected}" in capsys.readouterr().out
+        weights = started.pop()
+        reference = _parameters(expected)
+        assert weights.keys() == reference.keys()
+        for key, value in reference.items():
+            assert torch.equal(weights[key], value), key
+    assert not torch.equal(
+        _parameters(latest)["mlp_extractor.policy_net.0.weight"],
+        _parameters(older)["mlp_extractor.policy_net.0.weight"],
+    )
+    assert not live_children()
+
+
+def test_unusable_init_path_names_the_behavior_key_and_path(
+    tmp_path: Path, port: int, capsys
+) -> None:
+    config = json.loads(json.dumps(BASIC))
+    config["behaviors"]["Basic"]["init_path"] = "old/Basic"
+    assert _learn(tmp_path, _config(tmp_path, config), port) == 1
+    err = capsys.readouterr().err
+    assert "behaviors.Basic.init_path of behavior Basic is 'old/Basic', which does not exist" in err
+    assert str(Path.cwd() / "old/Basic") in err and err.count("\n") == 1
+    broken = tmp_path / "Basic-100.zip"
+    broken.write_bytes(b"PK\x03\x04 not a checkpoint")
+    config["behaviors"]["Basic"]["init_path"] = str(broken)
+    assert _learn(tmp_path, _config(tmp_path, config), port, "--force") == 1
+    err = capsys.readouterr().err
+    assert f"Behavior Basic cannot be initialized from {broken}" in err
+    assert f"behaviors.Basic.init_path '{broken}'" in err and err.count("\n") == 1
+    assert not live_children()
+
+
+def test_init_path_forms_and_their_errors(tmp_path: Path, monkeypatch) -> None:
+    from cli.behavior_learner import resolve_init_path
+    from cli.config_errors import ConfigError
+    from cli.run_artifacts import RunDirectory
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "results/old/Basic"
+    folder.mkdir(parents=True)
+    (folder / "Basic-500.zip").write_bytes(b"zip")
+    (folder / "Basic-500.normalizer.npz").write_bytes(b"npz")
+    (folder / "Basic-900.zip").write_bytes(b"zip")
+    pointer = {"steps": 900, "model": "Basic-900.zip", "normalizer": "Basic-900.normalizer.npz"}
+    (folder / "checkpoint.json").write_text(json.dumps(pointer))
+    key = "behaviors.Basic.init_path"
+    weights = resolve_init_path("results/old/Basic", key, "Basic")
+    assert weights.model == Path("results/old/Basic/Basic-900.zip")
+    assert weights.normalizer == Path("results/old/Basic/Basic-900.normalizer.npz")
+    weights = resolve_init_path("results/old/Basic/Basic-500.zip", key, "Basic")
+    assert weights.normalizer == Path("results/old/Basic/Basic-500.normalizer.npz")
+    assert resolve_init_path("results/old/Basic/Basic-900.zip", key, "Basic").normalizer is None
+    old_run = RunDirectory(Path("results"), "old")
+    weights = resolve_init_path("Basic-500.zip", key, "Basic", initialize_from=old_run)
+    assert weights.model == Path("results/old/Basic/Basic-500.zip")
+    (tmp_path / "checkpoint.pt").write_bytes(b"pt")
+    problems = {
+        "missing/Basic": "which does not exist (looked for",
+        "checkpoint.pt": "which is not a unity-sb3 checkpoint (.zip)",
+        "results/old": "a folder without a unity-sb3 checkpoint",
+    }
+    for init_path, problem in problems.items():
+        with pytest.raises(ConfigError) as caught:
+            resolve_init_path(init_path, key, "Basic")
+        message = str(caught.value)
+        assert message.startswith(f"{key} of behavior Basic is {init_path!r}, {problem}")
+        assert "\n" not in message
+    assert "(results/old/Basic has one)" in message
+
+
 def test_sac_resume_restores_the_replay_buffer(tmp_path: Path, port: int, capsys) -> None:
     sac = {
         "behaviors": {
@@ -347,6 +483,42 @@ def test_sac_resume_restores_the_replay_buffer(tmp_path: Path, port: int, capsys
     out = capsys.readouterr().out
     assert "Restored the replay buffer of 3DBall (5" in out  # ~50 transitions per agent
     assert _status(tmp_path)["3DBall"]["final_checkpoint"]["steps"] >= 900
+
+
+def test_samplers_come_from_the_typed_settings() -> None:
+    from cli.training_environment import sampler_from_settings
+    from unity_gym.side_channel.environment_parameters_channel import SamplerTypes
+
+    options = parse_run_options(
+        {
+            "environment_parameters": {
+                "own_seed": {
+                    "sampler_type": "gaussian",
+                    "sampler_parameters": {"mean": 2, "st_dev": 0.5, "seed": 11},
+                },
+                "run_seed": {"sampler_type": "multirange_uniform"},
+                "constant": {"sampler_type": "constant", "sampler_parameters": {"value": 3}},
+            }
+        }
+    )
+    parameters = options.environment_parameters
+    assert parameters is not None
+    (lesson,) = parameters["own_seed"].curriculum
+    gaussian = sampler_from_settings(lesson.value, seed=99)
+    assert not isinstance(gaussian, float)
+    assert (gaussian.kind, gaussian.arguments, gaussian.seed) == (
+        SamplerTypes.GAUSSIAN,
+        (2.0, 0.5),
+        11,
+    )
+    ranges = sampler_from_settings(parameters["run_seed"].curriculum[0].value, seed=99)
+    assert not isinstance(ranges, float)
+    assert (ranges.kind, ranges.arguments, ranges.seed) == (
+        SamplerTypes.MULTIRANGEUNIFORM,
+        (0.0, 1.0),
+        99,
+    )
+    assert sampler_from_settings(parameters["constant"].curriculum[0].value, seed=99) == 3.0
 
 
 def test_environment_parameters_reach_the_players_as_samplers() -> None:
@@ -424,3 +596,71 @@ def test_samplers_are_queued_on_the_environment_parameters_channel() -> None:
     expected.set_gaussian_sampler_parameters("scale", 1.0, 0.1, seed=4)
     expected.set_multirangeuniform_sampler_parameters("size", [(0.5, 1.0), (1.5, 2.0)], seed=5)
     assert channel.message_queue == expected.message_queue
+
+
+def test_no_graphics_monitor_keeps_the_first_players_window(monkeypatch) -> None:
+    from cli.training_environment import player_notes, worker_settings
+    from unity_gym import env_group
+
+    opened: list[tuple[int, bool]] = []
+
+    class Recorder:
+        def __init__(self, **kwargs) -> None:
+            opened.append((kwargs["worker_id"], kwargs["no_graphics"]))
+
+    monkeypatch.setattr(env_group, "UnityEnvironment", Recorder)
+    build = {"env_path": "Builds/Ball.x86_64", "num_envs": 3}
+    options = parse_run_options(
+        {"env_settings": build, "engine_settings": {"no_graphics_monitor": True}}
+    )
+    settings = worker_settings(options, Path("logs"), lambda _: [], {})
+    assert settings.no_graphics_monitor
+    for index in range(3):
+        settings.open(index)
+    # mlagents-learn: no_graphics or (no_graphics_monitor and worker_id != 0)
+    assert [headless for _, headless in opened] == [False, True, True]
+    assert not settings.no_graphics  # the settings themselves are left as they are
+    assert player_notes(options) == []
+    both = parse_run_options(
+        {
+            "env_settings": build,
+            "engine_settings": {"no_graphics_monitor": True, "no_graphics": True},
+        }
+    )
+    opened.clear()
+    settings = worker_settings(both, Path("logs"), lambda _: [], {})
+    for index in range(3):
+        settings.open(index)
+    assert [headless for _, headless in opened] == [True, True, True]
+    builtin = parse_run_options(
+        {
+            "env_settings": {"env_path": "builtin:Basic"},
+            "engine_settings": {"no_graphics_monitor": True},
+        }
+    )
+    (note,) = player_notes(builtin)
+    assert note.startswith("engine_settings.no_graphics_monitor (--no-graphics-monitor)")
+
+
+def test_players_take_free_ports_unless_base_port_is_given() -> None:
+    from cli.training_environment import worker_settings
+
+    def ports(data: dict) -> tuple[int | None, int | None]:
+        settings = worker_settings(parse_run_options(data), Path("logs"), lambda _: [], {})
+        assert settings.restart_policy is not None
+        return settings.base_port, settings.worker_id_start
+
+    build = {"env_path": "builtin:Basic"}
+    assert ports({"env_settings": build}) == (None, None)  # free ports: runs never collide
+    assert ports({"env_settings": {**build, "base_port": 5005}}) == (5005, None)
+    assert ports({"env_settings": {**build, "base_port": 6000}}) == (6000, None)
+    assert ports({}) == (None, None)  # the Editor: its own port, 5004
+    restarts = parse_run_options(
+        {"env_settings": {**build, "max_lifetime_restarts": 3, "restarts_rate_limit_n": -1}}
+    )
+    policy = worker_settings(restarts, Path("logs"), lambda _: [], {}).restart_policy
+    assert policy is not None and (policy.max_lifetime_restarts, policy.restarts_rate_limit_n) == (
+        3,
+        -1,
+    )
+    assert policy.restarts_rate_limit_period_s == 60

@@ -12,10 +12,10 @@ pytest.importorskip("pydantic")
 import yaml
 
 from cli import legacy_config
+from cli.config_errors import ConfigError
 from cli.legacy_config import LegacyConfigError, upgrade
 from cli.main import main
 from cli.training_config import (
-    ConfigError,
     ConstantSampler,
     GaussianSampler,
     MultiRangeUniformSampler,
@@ -30,8 +30,8 @@ from cli.training_config import (
     read_yaml_mapping,
     to_resolved_dict,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlagents-r21"
 LEGACY = FIXTURES / "configs" / "legacy"
 
 

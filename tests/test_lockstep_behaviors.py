@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -120,6 +121,60 @@ def test_a_failing_learner_wakes_the_others(tennis: LockstepBehaviors) -> None:
     assert list(errors) == ["waiting"]
     assert isinstance(errors["waiting"], UnityEnvironmentException)
     assert "out of memory in the optimizer" in str(errors["waiting"])
+
+
+def _zeros(venv: UnityVecEnv) -> np.ndarray:
+    return np.zeros((venv.num_envs, *venv.action_space.shape), np.float32)
+
+
+def test_a_raising_autopilot_fails_every_learner_within_seconds(tennis: LockstepBehaviors) -> None:
+    def autopilot(step):  # type: ignore[no-untyped-def]
+        raise ValueError("the saved policy cannot read this observation")
+
+    def quitter() -> None:
+        venv = UnityVecEnv.from_batches(tennis.behavior("Tennis?team=1"))
+        venv.reset()
+        tennis.retire("Tennis?team=1", autopilot)
+
+    waiting_started = threading.Event()
+
+    def waiting() -> None:
+        venv = UnityVecEnv.from_batches(tennis.behavior("Tennis?team=0"))
+        venv.reset()
+        waiting_started.set()
+        for _ in range(1000):
+            venv.step(_zeros(venv))
+
+    start = time.monotonic()
+    errors = _run_threads({"quitter": quitter, "waiting": waiting})
+    assert time.monotonic() - start < 10
+    assert list(errors) == ["waiting"]
+    assert "the saved policy cannot read this observation" in str(errors["waiting"])
+
+
+def test_a_raising_step_listener_fails_every_learner(tennis: LockstepBehaviors) -> None:
+    calls = 0
+
+    def listener() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("disk full while writing stats")
+
+    tennis.step_listeners.append(listener)
+
+    def learner(name: str):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            venv = UnityVecEnv.from_batches(tennis.behavior(name))
+            venv.reset()
+            for _ in range(1000):
+                venv.step(_zeros(venv))
+
+        return run
+
+    errors = _run_threads({name: learner(name) for name in tennis.behavior_names})
+    assert sorted(errors) == sorted(tennis.behavior_names)
+    assert all("disk full while writing stats" in str(e) for e in errors.values())
 
 
 def test_unknown_behavior_is_refused_and_players_closed(port: int) -> None:

@@ -25,6 +25,7 @@ from sb3_ext.onnx_export import (
     export_onnx,
     inspect_onnx,
 )
+from tests.conftest import FIXTURES
 from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
@@ -34,7 +35,7 @@ from unity_gym.base_env import (
 )
 from unity_gym.spaces import SpaceConverter
 
-REFERENCES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlagents-r21" / "onnx"
+REFERENCES = FIXTURES / "onnx"
 TINY = {"net_arch": [8]}
 SENTIS_OPS = {
     "Add", "ArgMax", "Clip", "Concat", "Constant", "Conv", "Div", "Exp", "Flatten", "Gemm",
@@ -375,7 +376,7 @@ DETERMINISTIC = {"deterministic_continuous_actions", "deterministic_discrete_act
 @pytest.fixture
 def references() -> Path:
     if not REFERENCES.is_dir():
-        pytest.skip(f"ML-Agents reference models not found at {REFERENCES}")
+        pytest.fail(f"ML-Agents reference models not found at {REFERENCES}")
     return REFERENCES
 
 

@@ -17,7 +17,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 from sb3_ext.onnx_export import export_onnx
-from tests.conftest import REPO, free_port, live_children
+from tests.conftest import FIXTURES, REPO, free_port, live_children
 from unity_gym.players import get_player
 from unity_gym.players.model_policy import ModelPolicyError, play_episodes
 from unity_gym.sb3_vec_env import UnityVecEnv
@@ -115,7 +115,8 @@ def test_model_errors_say_what_to_fix(tmp_path: Path, trained) -> None:
         play_episodes(player, {"Walker": good}, 1)
     with pytest.raises(ModelPolicyError, match="does not exist"):
         play_episodes(player, {"3DBall": tmp_path / "missing.onnx"}, 1)
-    basic = REPO.parent / "shared/fixtures/mlagents-r21/onnx/Basic.onnx"
+    basic = FIXTURES / "onnx" / "Basic.onnx"
+    assert basic.is_file(), f"ML-Agents reference model not found at {basic}"
     with pytest.raises(ModelPolicyError, match="continuous_actions"):
         play_episodes(player, {"3DBall": basic}, 1)
     tennis = get_player("Tennis")

@@ -44,10 +44,38 @@ def _plan(behavior: dict, spec: BehaviorSpec = CONTINUOUS, agents: int = 12):
 
 
 # Every trainer configuration (the legacy --curriculum and --sampler files are not ones).
+# Listed, not globbed: a missing fixture file fails its test instead of vanishing from the list.
 SIDE_FILES = {"3dball_sampler.yaml", "wall_jump_curriculum.yaml"}
-FIXTURE_CONFIGS = sorted(
-    p for p in (FIXTURES / "configs").glob("*/*.yaml") if p.name not in SIDE_FILES
+FIXTURE_CONFIG_NAMES = (
+    "imitation/Hallway.yaml",
+    "imitation/PushBlock.yaml",
+    "imitation/Pyramids.yaml",
+    "legacy/3DBall_randomize_v017.yaml",
+    "legacy/trainer_config.yaml",
+    "ppo/3DBall.yaml",
+    "ppo/3DBallHard.yaml",
+    "ppo/3DBall_randomize.yaml",
+    "ppo/Basic.yaml",
+    "ppo/Crawler.yaml",
+    "ppo/GridWorld.yaml",
+    "ppo/Hallway.yaml",
+    "ppo/PushBlock.yaml",
+    "ppo/Pyramids.yaml",
+    "ppo/PyramidsRND.yaml",
+    "ppo/Visual3DBall.yaml",
+    "ppo/VisualFoodCollector.yaml",
+    "ppo/Walker.yaml",
+    "ppo/WallJump.yaml",
+    "ppo/WallJump_curriculum.yaml",
+    "sac/3DBall.yaml",
+    "sac/Basic.yaml",
 )
+FIXTURE_CONFIGS = [FIXTURES / "configs" / name for name in FIXTURE_CONFIG_NAMES]
+
+
+def test_fixture_config_list_matches_the_folder() -> None:
+    on_disk = sorted(p for p in (FIXTURES / "configs").glob("*/*.yaml") if p.name not in SIDE_FILES)
+    assert on_disk == sorted(FIXTURE_CONFIGS)
 
 
 @pytest.mark.parametrize("path", FIXTURE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -183,3 +211,22 @@ def test_settings_without_sb3_counterpart_become_notes() -> None:
     assert "behavioral_cloning: not available yet" in notes
     assert "threaded: true has no effect" in notes
     assert "time_horizon=64" in notes
+
+
+def test_whole_numbers_in_the_yaml_translate_as_floats() -> None:
+    # The schema types every setting, so SB3 gets floats where ML-Agents has them.
+    sac = _plan(
+        {
+            "trainer_type": "sac",
+            "hyperparameters": {"init_entcoef": 1, "tau": 1, "steps_per_update": 2},
+            "reward_signals": {"extrinsic": {"gamma": 1, "strength": 2}},
+        },
+        agents=1,
+    )
+    assert sac.kwargs["ent_coef"] == "auto_1.0"
+    assert (sac.kwargs["train_freq"], sac.kwargs["gradient_steps"]) == (2, 1)
+    assert isinstance(sac.kwargs["gamma"], float) and sac.reward_scale == 2.0
+    ppo = _plan({"hyperparameters": {"lambd": 1, "epsilon": 1, "beta": 0}})
+    assert isinstance(ppo.kwargs["gae_lambda"], float)
+    assert ppo.kwargs["clip_range"](1.0) == 1.0 and ppo.kwargs["ent_coef"] == 0.0
+    assert ppo.describe()["kwargs"]["clip_range"]["initial"] == 1.0

@@ -12,8 +12,8 @@ pytest.importorskip("pydantic")
 
 import yaml
 
+from cli.config_errors import ConfigError
 from cli.training_config import (
-    ConfigError,
     GAILSettings,
     PPOSettings,
     RNDSettings,
@@ -27,13 +27,34 @@ from cli.training_config import (
     to_resolved_dict,
     to_resolved_yaml,
 )
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlagents-r21"
 CONFIGS = FIXTURES / "configs"
 SOCCER = FIXTURES / "run_artifacts" / "SoccerTwos" / "configuration.yaml"
-CURRENT_CONFIGS = sorted(
-    path for kind in ("ppo", "sac", "imitation") for path in (CONFIGS / kind).glob("*.yaml")
+# Listed, not globbed: a missing fixture file fails its test instead of vanishing from the list.
+CURRENT_CONFIG_NAMES = (
+    "imitation/Hallway.yaml",
+    "imitation/PushBlock.yaml",
+    "imitation/Pyramids.yaml",
+    "ppo/3DBall.yaml",
+    "ppo/3DBallHard.yaml",
+    "ppo/3DBall_randomize.yaml",
+    "ppo/Basic.yaml",
+    "ppo/Crawler.yaml",
+    "ppo/GridWorld.yaml",
+    "ppo/Hallway.yaml",
+    "ppo/PushBlock.yaml",
+    "ppo/Pyramids.yaml",
+    "ppo/PyramidsRND.yaml",
+    "ppo/Visual3DBall.yaml",
+    "ppo/VisualFoodCollector.yaml",
+    "ppo/Walker.yaml",
+    "ppo/WallJump.yaml",
+    "ppo/WallJump_curriculum.yaml",
+    "sac/3DBall.yaml",
+    "sac/Basic.yaml",
 )
+CURRENT_CONFIGS = [CONFIGS / name for name in CURRENT_CONFIG_NAMES]
 
 
 def _write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
@@ -62,6 +83,13 @@ def _error(text: str, tmp_path: Path) -> str:
 
 def test_fixture_configs_are_present() -> None:
     assert len(CURRENT_CONFIGS) == 20
+    assert all(path.is_file() for path in CURRENT_CONFIGS), [
+        str(path) for path in CURRENT_CONFIGS if not path.is_file()
+    ]
+    on_disk = sorted(
+        path for kind in ("ppo", "sac", "imitation") for path in (CONFIGS / kind).glob("*.yaml")
+    )
+    assert on_disk == sorted(CURRENT_CONFIGS)
 
 
 @pytest.mark.parametrize("path", CURRENT_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -369,6 +397,9 @@ def test_default_settings_are_merged_under_each_behavior(tmp_path: Path) -> None
     unlisted = options.settings_for("Unlisted?team=1")
     assert unlisted == options.default_settings and unlisted is not options.default_settings
     assert options.settings_for("A?team=0") is a
+    # Where a behavior's setting is written, for messages about it.
+    assert options.settings_key("A?team=0", "init_path") == "behaviors.A.init_path"
+    assert options.settings_key("Unlisted", "init_path") == "default_settings.init_path"
 
 
 def test_unlisted_behavior_without_default_settings(tmp_path: Path) -> None:

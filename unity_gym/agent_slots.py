@@ -17,21 +17,29 @@ that into lock-step batches:
   the final observation, and the new episode's first decision becomes the slot's observation
   (its reward counts towards the slot's next step);
 - a player with more agents than it started with, or with slots that stop reporting, is an
-  error that says so.
+  error that says so;
+- with a ``recover`` hook, a player that fails in a way a restart can cure (it exited, hung,
+  dropped or garbled the link; see :mod:`unity_gym.restart_policy`) is replaced by the player
+  the hook returns: its slots' interrupted episodes end as truncated (final observation = the
+  last one seen), and the new player's agents take the slots with fresh episodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from unity_gym.base_env import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from unity_gym.environment import UnityEnvironment
-from unity_gym.exception import UnityEnvironmentException
+from unity_gym.exception import UnityEnvironmentException, UnityException
+from unity_gym.restart_policy import RESTARTABLE_ERRORS
 
 DEFAULT_MAX_EXCHANGES = 1000
+
+# (player index, its failure) -> a started replacement player, or raise to give up.
+RecoverPlayer = Callable[[int, UnityException], UnityEnvironment]
 
 
 @dataclass
@@ -108,6 +116,7 @@ class _Roster:
 
 @dataclass
 class _Worker:
+    index: int
     env: UnityEnvironment
     rosters: dict[str, _Roster]
     exchanges: int = 0
@@ -121,10 +130,12 @@ class AgentSlots:
         envs: Sequence[UnityEnvironment],
         behavior_names: Sequence[str],
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
+        recover: RecoverPlayer | None = None,
     ) -> None:
         self.envs = list(envs)
         self.behavior_names = list(behavior_names)
         self.max_exchanges = max_exchanges
+        self.recover = recover
         self._workers: list[_Worker] = []
         self._tables: dict[str, _Table] = {}
 
@@ -149,8 +160,13 @@ class AgentSlots:
 
     def reset(self) -> dict[str, SlotStep]:
         """Reset every player and (re)assign one slot per agent requesting a decision."""
-        for env in self.envs:
-            env.reset()
+        for index in range(len(self.envs)):
+            while True:
+                try:
+                    self.envs[index].reset()
+                    break
+                except RESTARTABLE_ERRORS as error:
+                    self.envs[index] = self._replacement(index, error)
         counts = dict.fromkeys(self.behavior_names, 0)
         self._workers = []
         specs: dict[str, BehaviorSpec] = {}
@@ -168,7 +184,7 @@ class AgentSlots:
                     )
                 rosters[name] = _Roster(np.arange(counts[name], counts[name] + len(decisions)))
                 counts[name] += len(decisions)
-            self._workers.append(_Worker(env, rosters))
+            self._workers.append(_Worker(index, env, rosters))
         self._tables = {name: _Table(name, specs[name], counts[name]) for name in counts}
         for worker in self._workers:
             for name, roster in worker.rosters.items():
@@ -183,14 +199,19 @@ class AgentSlots:
         """Give each slot its action and collect the next decision of every slot."""
         for name, table in self._tables.items():
             table.begin_step(actions.get(name))
-        pending = list(self._workers)
-        for worker in pending:
+        pending = []
+        for worker in self._workers:
             worker.exchanges = 0
-            self._send(worker)
+            if self._send(worker):
+                pending.append(worker)
         while pending:
             still = []
             for worker in pending:
-                worker.env.step_wait()
+                try:
+                    worker.env.step_wait()
+                except RESTARTABLE_ERRORS as error:
+                    self._replace(worker, error)
+                    continue
                 for name in worker.rosters:
                     decisions, terminals = worker.env.get_steps(name)
                     self._record_terminals(worker, name, terminals)
@@ -200,8 +221,8 @@ class AgentSlots:
                 worker.exchanges += 1
                 if worker.exchanges >= self.max_exchanges:
                     self._raise_stalled(worker)
-                self._send(worker)
-                still.append(worker)
+                if self._send(worker):
+                    still.append(worker)
             pending = still
         return {name: table.result() for name, table in self._tables.items()}
 
@@ -222,8 +243,11 @@ class AgentSlots:
             self._tables[name].ready[roster.slots].all() for name, roster in worker.rosters.items()
         )
 
-    def _send(self, worker: _Worker) -> None:
-        """Answer the agents that requested a decision with their slots' latest actions."""
+    def _send(self, worker: _Worker) -> bool:
+        """Answer the agents that requested a decision with their slots' latest actions.
+
+        False when the player failed and was replaced (its slots are ready then).
+        """
         for name, roster in worker.rosters.items():
             decisions, _ = worker.env.get_steps(name)
             if len(decisions):
@@ -232,7 +256,58 @@ class AgentSlots:
                 worker.env.set_actions(
                     name, ActionTuple(table.continuous[rows], table.discrete[rows])
                 )
-        worker.env.step_async()
+        try:
+            worker.env.step_async()
+        except RESTARTABLE_ERRORS as error:
+            self._replace(worker, error)
+            return False
+        return True
+
+    def _replacement(self, index: int, error: UnityException) -> UnityEnvironment:
+        """A started player in place of failed player ``index`` (the hook's), or ``error``."""
+        if self.recover is None:
+            raise error
+        return self.recover(index, error)
+
+    def _replace(self, worker: _Worker, error: UnityException) -> None:
+        """Swap a failed player for a new one: interrupted episodes end as truncated, the new
+        player's agents take the slots with fresh episodes (their first decisions)."""
+        env = self._replacement(worker.index, error)
+        self.envs[worker.index] = worker.env = env
+        while True:
+            try:
+                env.reset()
+                break
+            except RESTARTABLE_ERRORS as again:
+                env = self._replacement(worker.index, again)
+                self.envs[worker.index] = worker.env = env
+        for name, roster in worker.rosters.items():
+            table = self._tables[name]
+            if self._spec(env, worker.index, name) != table.spec:
+                raise UnityEnvironmentException(
+                    f"Worker {worker.index} restarted with another spec for behavior {name!r} "
+                    f"({self._spec(env, worker.index, name)} instead of {table.spec})."
+                )
+            decisions, _ = env.get_steps(name)
+            if len(decisions) != len(roster.slots):
+                raise UnityEnvironmentException(
+                    f"Worker {worker.index} restarted with {len(decisions)} agents of behavior "
+                    f"{name!r} instead of {len(roster.slots)}; a restarted player must bring the "
+                    "same agents back."
+                )
+            for slot in roster.slots.tolist():
+                if slot not in table.ended:
+                    table.truncated[slot] = True
+                    table.terminated[slot] = False
+                    table.final_obs[slot] = [o[slot].copy() for o in table.obs]
+                    table.ended.add(slot)
+                table.ready[slot] = False
+            roster.agent_slot = dict(
+                zip(decisions.agent_id.tolist(), roster.slots.tolist(), strict=True)
+            )
+            roster.previous_agent = {slot: agent for agent, slot in roster.agent_slot.items()}
+            roster.free = []
+            self._record_decisions(worker, name, decisions)
 
     def _record_terminals(self, worker: _Worker, name: str, terminals: TerminalSteps) -> None:
         table, roster = self._tables[name], worker.rosters[name]
@@ -303,33 +378,3 @@ class AgentSlots:
             "environments need every agent to keep requesting decisions (raise max_exchanges "
             "if respawns are just slow)."
         )
-
-
-class BehaviorSlots:
-    """:class:`AgentSlots` for a single behavior, with single-behavior signatures."""
-
-    def __init__(
-        self,
-        envs: Sequence[UnityEnvironment],
-        behavior_name: str,
-        max_exchanges: int = DEFAULT_MAX_EXCHANGES,
-    ) -> None:
-        self.behavior_name = behavior_name
-        self._slots = AgentSlots(envs, [behavior_name], max_exchanges)
-
-    @property
-    def spec(self) -> BehaviorSpec | None:
-        return self._slots.specs.get(self.behavior_name)
-
-    @property
-    def num_slots(self) -> int:
-        return self._slots.num_slots(self.behavior_name)
-
-    def worker_of_slot(self, slot: int) -> int:
-        return self._slots.worker_of_slot(self.behavior_name, slot)
-
-    def reset(self) -> SlotStep:
-        return self._slots.reset()[self.behavior_name]
-
-    def step(self, actions: ActionTuple) -> SlotStep:
-        return self._slots.step({self.behavior_name: actions})[self.behavior_name]

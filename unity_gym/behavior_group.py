@@ -1,7 +1,7 @@
 """The players of one behavior as lock-step slots, with the behavior's Gymnasium spaces.
 
 Shared by every single-behavior adapter (``UnityGymEnv``, ``UnityVectorEnv``, ``UnityVecEnv``):
-opening players all-or-none, choosing the behavior, converting with
+players (through :class:`~unity_gym.player_set.PlayerSet`), choosing the behavior, converting with
 :class:`~unity_gym.spaces.SpaceConverter`, seeding, and the per-slot view that
 ``call``/``get_attr``/``env_method`` resolve against.
 """
@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, BehaviorSlots, SlotStep
-from unity_gym.env_group import WorkerSettings, choose_behavior, close_all, open_environments
+from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, SlotStep
+from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
+from unity_gym.player_set import PlayerSet
 from unity_gym.spaces import SpaceConverter, VisualDtype
 
 
@@ -32,8 +33,16 @@ class BehaviorBatches(ABC):
 
     behavior_name: str
     converter: SpaceConverter
-    last: SlotStep
-    envs: list[UnityEnvironment]
+
+    @property
+    @abstractmethod
+    def envs(self) -> list[UnityEnvironment]:
+        """One low-level environment per player."""
+
+    @property
+    @abstractmethod
+    def last(self) -> SlotStep:
+        """The latest lock-step batch."""
 
     @property
     @abstractmethod
@@ -79,10 +88,11 @@ class BehaviorBatches(ABC):
 class BehaviorGroup(BehaviorBatches):
     """The players of one behavior as lock-step slots, with the behavior's Gymnasium spaces.
 
-    Opens ``n_players`` players (all or none), picks the behavior, converts actions and
-    observations with :class:`~unity_gym.spaces.SpaceConverter`, and seeds. Unity seeds a player
-    only during its handshake, so :meth:`reset` with a seed restarts every player (player *i*
-    gets ``seed + i``): the same seed gives the same episodes.
+    Opens ``n_players`` players through a :class:`~unity_gym.player_set.PlayerSet` (all or
+    none; crashed players restarted when ``settings.restart_policy`` says so), picks the
+    behavior, converts actions and observations with :class:`~unity_gym.spaces.SpaceConverter`,
+    and seeds. Unity seeds a player only during its handshake, so :meth:`reset` with a seed
+    restarts every player (player *i* gets ``seed + i``): the same seed gives the same episodes.
     """
 
     def __init__(
@@ -93,37 +103,36 @@ class BehaviorGroup(BehaviorBatches):
         visual_dtype: VisualDtype = "uint8",
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
     ) -> None:
-        self.settings = settings
-        self.n_players = n_players
-        self.visual_dtype = visual_dtype
-        self.max_exchanges = max_exchanges
-        self.envs: list[UnityEnvironment] = open_environments(settings, n_players)
-        self._open(behavior_name)
+        self.players = PlayerSet(
+            settings,
+            n_players,
+            lambda env: [choose_behavior(env, behavior_name)],
+            max_exchanges,
+        )
+        self.behavior_name = self.players.behavior_names[0]
+        self.converter = SpaceConverter.for_behavior(
+            self.players.specs[self.behavior_name], visual_dtype
+        )
+        self._fresh_seed: int | None = settings.seed
 
-    def _open(self, behavior_name: str | None) -> None:
-        """Reset the just-started players; the result waits for the first :meth:`reset`."""
-        try:
-            self.envs[0].reset()
-            self.behavior_name = choose_behavior(self.envs[0], behavior_name)
-            self.slots = BehaviorSlots(self.envs, self.behavior_name, self.max_exchanges)
-            self.last: SlotStep = self.slots.reset()
-        except BaseException:
-            self.close()
-            raise
-        assert self.slots.spec is not None
-        self.converter = SpaceConverter.for_behavior(self.slots.spec, self.visual_dtype)
-        self._fresh_seed: int | None = self.settings.seed
+    @property
+    def envs(self) -> list[UnityEnvironment]:
+        return self.players.envs
+
+    @property
+    def last(self) -> SlotStep:
+        return self.players.last[self.behavior_name]
 
     @property
     def num_slots(self) -> int:
-        return self.slots.num_slots
+        return self.players.slots.num_slots(self.behavior_name)
 
     @property
     def player_pids(self) -> list[int | None]:
-        return [env.player_pid for env in self.envs]
+        return self.players.player_pids
 
     def env_of_slot(self, slot: int) -> UnityEnvironment:
-        return self.envs[self.slots.worker_of_slot(slot)]
+        return self.players.env_of_slot(self.behavior_name, slot)
 
     def reset(self, seed: int | None = None) -> SlotStep:
         """New episodes in every slot: a Unity reset, or with ``seed`` restarted players.
@@ -134,18 +143,15 @@ class BehaviorGroup(BehaviorBatches):
         if self._fresh_seed is not None and seed in (None, self._fresh_seed):
             self._fresh_seed = None
         elif seed is None:
-            self.last = self.slots.reset()
+            self.players.reset()
         else:
-            self._restart(seed)
+            self._reseed(seed)
             self._fresh_seed = None
         return self.last
 
-    def _restart(self, seed: int) -> None:
+    def _reseed(self, seed: int) -> None:
         count = self.num_slots
-        close_all(self.envs)
-        self.settings.seed = seed
-        self.envs = open_environments(self.settings, self.n_players)
-        self._open(self.behavior_name)
+        self.players.reseed(seed)
         if self.num_slots != count:
             self.close()
             raise UnityEnvironmentException(
@@ -156,12 +162,13 @@ class BehaviorGroup(BehaviorBatches):
     def step(self, actions: Any) -> SlotStep:
         """Batched actions in the action space's layout -> the next lock-step batch."""
         self._fresh_seed = None
-        self.last = self.slots.step(self.converter.actions(actions))
-        return self.last
+        return self.players.step({self.behavior_name: self.converter.actions(actions)})[
+            self.behavior_name
+        ]
 
     def close(self) -> None:
         """End every player; safe to call twice."""
-        close_all(self.envs)
+        self.players.close()
 
 
 class SlotView:

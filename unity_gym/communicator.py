@@ -16,11 +16,13 @@ Afterwards every request carries ``rl_output`` and every answer ``rl_input``. An
 
 from __future__ import annotations
 
+import atexit
 import queue
 import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -109,6 +111,30 @@ class _ExchangeServicer:
         return answer
 
 
+_OPEN_COMMUNICATORS: weakref.WeakSet[RpcCommunicator] = weakref.WeakSet()
+_exit_hook_installed = False
+
+
+def _close_open_communicators() -> None:
+    for communicator in list(_OPEN_COMMUNICATORS):
+        communicator.close()
+
+
+def _install_exit_hook() -> None:
+    """Close communicators left open when the interpreter exits.
+
+    gRPC's handler threads are ``concurrent.futures`` threads, which the interpreter joins
+    *before* ``atexit`` handlers run; a handler parked on an answer would block that join
+    forever. ``threading``'s own exit hooks run before the join (``concurrent.futures``
+    registers there too), so the communicators close first.
+    """
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(_close_open_communicators)
+        _exit_hook_installed = True
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early, with a useful message, if another process listens on ``host:port``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -124,7 +150,11 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class RpcCommunicator:
-    """Serves one player on ``host:port`` and exchanges messages with it in lock-step."""
+    """Serves one player on ``host:port`` and exchanges messages with it in lock-step.
+
+    ``port=0`` lets the operating system choose a free port while the server binds it (no
+    find-then-bind race); :attr:`port` is then the port it got, to tell the player.
+    """
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout_wait: float = 60.0) -> None:
         self.port = port
@@ -132,10 +162,11 @@ class RpcCommunicator:
         self.timeout_wait = timeout_wait
         self._servicer = _ExchangeServicer()
         self._awaiting_answer = False
-        check_port_free(host, port)
+        if port != 0:
+            check_port_free(host, port)
         # so_reuseport 0: a second environment on the same port must fail, not share it.
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"unity-gym-{port}"),
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix="unity-gym-rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
         self._server.add_generic_rpc_handlers((self._servicer.handler(),))
@@ -148,8 +179,11 @@ class RpcCommunicator:
         if bound == 0:
             self._server.stop(None)
             raise UnityWorkerInUseException(port, host)
+        self.port = bound
+        _install_exit_hook()
         self._server.start()
         self.is_open = True
+        _OPEN_COMMUNICATORS.add(self)
 
     def _next_request(self, poll_callback: PollCallback | None, what: str) -> UnityMessageProto:
         deadline = time.monotonic() + self.timeout_wait
@@ -232,6 +266,7 @@ class RpcCommunicator:
         if not self.is_open:
             return
         self.is_open = False
+        _OPEN_COMMUNICATORS.discard(self)
         if self._awaiting_answer:
             self._answer(UnityMessageProto(header=HeaderProto(status=STATUS_QUIT)))
         # Release any handler still parked on an answer so server shutdown is not delayed.

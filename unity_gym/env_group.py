@@ -1,6 +1,7 @@
 """Start several players at once and close them together.
 
-Vector adapters run one player process per worker id (ports ``base_port + worker_id``).
+Vector adapters run one player process per worker. Each takes a free port of its own unless
+``base_port`` or ``worker_id_start`` is given (then ML-Agents' ``base_port + worker_id``).
 Players start concurrently, so N workers take about as long to open as one; if any fails, the
 others are closed before the error propagates, so no process or port is left behind.
 :func:`choose_behavior` picks the behavior an adapter exposes.
@@ -14,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from unity_gym.base_env import matching_behaviors
-from unity_gym.environment import UnityEnvironment
+from unity_gym.environment import FREE_PORT, UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException, UnityException
+from unity_gym.restart_policy import RestartPolicy
 from unity_gym.side_channel.engine_configuration_channel import (
     EngineConfig,
     EngineConfigurationChannel,
@@ -35,10 +37,13 @@ class WorkerSettings:
     """How to start each worker's player (same meaning as ``UnityEnvironment``'s arguments)."""
 
     file_name: str | None
+    # Neither given: every player gets a free port. Either given: ML-Agents' ports.
     base_port: int | None = None
-    worker_id_start: int = 0
+    worker_id_start: int | None = None
     seed: int = 0
     no_graphics: bool = True
+    # mlagents-learn's --no-graphics-monitor: every worker but the first starts without graphics.
+    no_graphics_monitor: bool = False
     timeout_wait: int = 60
     additional_args: list[str] = field(default_factory=list)
     log_folder: str | None = None
@@ -51,6 +56,9 @@ class WorkerSettings:
     # and environment parameters as constants or samplers the player draws per episode.
     engine_config: EngineConfig | None = None
     environment_parameters: Mapping[str, float | ParameterSampler] = field(default_factory=dict)
+    # Replace a player that crashes or hangs (timeout_wait) within these limits; None: its
+    # failure is raised.
+    restart_policy: RestartPolicy | None = None
 
     def channels(self, index: int) -> list[SideChannel]:
         channels = list(self.side_channels(index)) if self.side_channels else []
@@ -66,12 +74,15 @@ class WorkerSettings:
         return channels
 
     def open(self, index: int) -> UnityEnvironment:
+        """Start worker ``index``'s player (its log is ``Player-<worker id>.log``)."""
+        free = self.file_name is not None and self.base_port is None
+        free = free and self.worker_id_start is None
         return UnityEnvironment(
             file_name=self.file_name,
-            worker_id=self.worker_id_start + index,
-            base_port=self.base_port,
-            seed=self.seed + index,
-            no_graphics=self.no_graphics,
+            worker_id=(self.worker_id_start or 0) + index,
+            base_port=FREE_PORT if free else self.base_port,
+            seed=unity_seed(self.seed + index),
+            no_graphics=self.no_graphics or (self.no_graphics_monitor and index != 0),
             timeout_wait=self.timeout_wait,
             additional_args=list(self.additional_args),
             side_channels=self.channels(index),
@@ -79,6 +90,12 @@ class WorkerSettings:
             num_areas=self.num_areas,
             host=self.host,
         )
+
+
+def unity_seed(seed: int) -> int:
+    """A Gymnasium/SB3 seed (any int; SB3 draws them up to 2**32) as Unity's int32 seed:
+    seeds already in range stay as they are, others wrap around."""
+    return (seed + 2**31) % 2**32 - 2**31
 
 
 def send_environment_parameter(

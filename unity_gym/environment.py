@@ -54,6 +54,20 @@ from unity_gym.side_channel.training_analytics_side_channel import (
 logger = logging.getLogger(__name__)
 
 
+FREE_PORT = 0
+
+
+def listening_port(file_name: str | None, worker_id: int | None, base_port: int | None) -> int:
+    """The port Python listens on (:data:`FREE_PORT`: the OS picks one); see UnityEnvironment."""
+    if file_name is None:
+        editor_port = UnityEnvironment.DEFAULT_EDITOR_PORT if base_port is None else base_port
+        return editor_port + (worker_id or 0)
+    if base_port == FREE_PORT or (base_port is None and worker_id is None):
+        return FREE_PORT
+    base = UnityEnvironment.BASE_ENVIRONMENT_PORT if base_port is None else base_port
+    return base + (worker_id or 0)
+
+
 def _shutdown(
     communicator: RpcCommunicator | None, player: PlayerProcess | None, timeout: float
 ) -> None:
@@ -67,9 +81,17 @@ def _shutdown(
 class UnityEnvironment(BaseEnv):
     """One player process (or the Editor) driven step by step.
 
-    Python listens on ``host:base_port + worker_id`` (5005 when a build is given, 5004 for the
-    Editor) and the player connects to it. The connection is unauthenticated: keep ``host`` on
-    loopback (the default) unless the network is trusted.
+    Python listens and the player connects. Ports:
+
+    - a build or built-in with neither ``worker_id`` nor ``base_port`` given (or
+      ``base_port=0``): a free port the operating system assigns while the server binds it, then
+      passed to the player, so any number of environments can be open in one process;
+    - ``worker_id`` and/or ``base_port`` given: ML-Agents' ``base_port + worker_id`` (base port
+      5005), refused with :class:`~unity_gym.exception.UnityWorkerInUseException` when taken;
+    - the Editor (``file_name=None``): ``base_port`` or 5004, where the Editor connects.
+
+    ``worker_id`` also names the player's log (``Player-<worker_id>.log``). The connection is
+    unauthenticated: keep ``host`` on loopback (the default) unless the network is trusted.
     """
 
     # Communication protocol version; players with the same major version are compatible.
@@ -80,7 +102,7 @@ class UnityEnvironment(BaseEnv):
     def __init__(
         self,
         file_name: str | None = None,
-        worker_id: int = 0,
+        worker_id: int | None = None,
         base_port: int | None = None,
         seed: int = 0,
         no_graphics: bool = False,
@@ -91,14 +113,18 @@ class UnityEnvironment(BaseEnv):
         num_areas: int = 1,
         host: str = "127.0.0.1",
     ) -> None:
-        if file_name is None and worker_id != 0:
+        if file_name is None and worker_id not in (None, 0):
             raise UnityEnvironmentException(
                 "If the environment name is None, the worker-id must be 0 in order to connect "
                 "with the Editor."
             )
-        if base_port is None:
-            base_port = self.BASE_ENVIRONMENT_PORT if file_name else self.DEFAULT_EDITOR_PORT
-        self._port = base_port + worker_id
+        if not -(2**31) <= seed < 2**31:
+            raise UnityEnvironmentException(
+                f"seed={seed} does not fit Unity's 32-bit signed seed; pass a seed from "
+                f"{-(2**31)} to {2**31 - 1}."
+            )
+        port = listening_port(file_name, worker_id, base_port)
+        worker_id = worker_id or 0
         self._worker_id = worker_id
         self._timeout_wait = timeout_wait
         self._loaded = False
@@ -116,7 +142,8 @@ class UnityEnvironment(BaseEnv):
             channels.append(analytics)
         self._side_channel_manager = SideChannelManager(channels)
 
-        self._communicator = RpcCommunicator(self._port, host=host, timeout_wait=timeout_wait)
+        self._communicator = RpcCommunicator(port, host=host, timeout_wait=timeout_wait)
+        self._port = self._communicator.port
         self._finalizer = weakref.finalize(self, _shutdown, self._communicator, None, 0)
         if file_name is not None:
             try:
@@ -273,6 +300,12 @@ class UnityEnvironment(BaseEnv):
             self._close()
         else:
             raise UnityEnvironmentException("No Unity environment is loaded.")
+
+    def terminate(self) -> None:
+        """End the player at once (killed, no goodbye) and free the port: for a player that
+        crashed or hangs. Safe to call on a closed environment."""
+        if self._loaded:
+            self._close(0)
 
     def _close(self, timeout: float | None = None) -> None:
         self._loaded = False

@@ -11,6 +11,14 @@ class UnityEnvironmentException(UnityException):
     """The player could not be started, exited, or behaved in a way we cannot handle."""
 
 
+class UnityPlayerExitedException(UnityEnvironmentException):
+    """The player process exited (crashed, was killed, or quit) while Python waited for it."""
+
+
+class UnityRestartLimitException(UnityEnvironmentException):
+    """A player failed more often than its restart policy allows."""
+
+
 class UnityCommunicationException(UnityException):
     """A message from the player could not be understood."""
 

@@ -65,7 +65,7 @@ class UnityGymEnv(gym.Env[Any, Any]):
     def __init__(
         self,
         file_name: str | None = None,
-        worker_id: int = 0,
+        worker_id: int | None = None,
         base_port: int | None = None,
         seed: int = 0,
         no_graphics: bool = True,

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unity_gym.exception import UnityEnvironmentException
+from unity_gym.exception import UnityEnvironmentException, UnityPlayerExitedException
 
 BUILTIN_PREFIX = "builtin:"
 PORT_FLAG = "--mlagents-port"
@@ -181,7 +181,7 @@ class PlayerProcess:
     def raise_if_exited(self) -> None:
         """Poll callback: raise with the player's exit status if it is gone."""
         if self.process.poll() is not None:
-            raise UnityEnvironmentException(self.exit_message())
+            raise UnityPlayerExitedException(self.exit_message())
 
     def stop(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for a clean exit, then kill the player's process group."""

@@ -14,6 +14,7 @@ them blocked.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, AgentSlots, SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
 from unity_gym.behavior_group import BehaviorBatches
-from unity_gym.env_group import WorkerSettings, choose_behavior, close_all, open_environments
+from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
+from unity_gym.player_set import PlayerSet
 from unity_gym.spaces import SpaceConverter, VisualDtype
 
 Autopilot = Callable[[SlotStep], ActionTuple]
@@ -47,24 +49,14 @@ class LockstepBehaviors:
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
     ) -> None:
         self.visual_dtype = visual_dtype
-        self.envs: list[UnityEnvironment] = open_environments(settings, n_players)
-        try:
-            self.envs[0].reset()
+
+        def choose(env: UnityEnvironment) -> list[str]:
             if behavior_names is None:
-                names = list(self.envs[0].behavior_specs)
-            else:
-                names = [choose_behavior(self.envs[0], name) for name in behavior_names]
-            if not names:
-                raise UnityEnvironmentException(
-                    "The scene announced no behavior at its first reset; its agents must "
-                    "request a decision at the start of an episode."
-                )
-            self.slots = AgentSlots(self.envs, names, max_exchanges)
-            self.last: dict[str, SlotStep] = self.slots.reset()
-        except BaseException:
-            close_all(self.envs)
-            raise
-        self.behavior_names: list[str] = names
+                return list(env.behavior_specs)
+            return [choose_behavior(env, name) for name in behavior_names]
+
+        self.players = PlayerSet(settings, n_players, choose, max_exchanges)
+        self.behavior_names: list[str] = self.players.behavior_names
         # Held while the players step; hold it to read side channels fed by the exchanges.
         self.lock = threading.Condition()
         self._pending: dict[str, ActionTuple] = {}
@@ -73,6 +65,19 @@ class LockstepBehaviors:
         self._error: BaseException | None = None
         # Called (holding :attr:`lock`) after every joint step, e.g. to drain stats channels.
         self.step_listeners: list[Callable[[], None]] = []
+
+    @property
+    def envs(self) -> list[UnityEnvironment]:
+        """One low-level environment per player (a restarted player's replaces it)."""
+        return self.players.envs
+
+    @property
+    def slots(self) -> AgentSlots:
+        return self.players.slots
+
+    @property
+    def last(self) -> dict[str, SlotStep]:
+        return self.players.last
 
     @property
     def specs(self) -> dict[str, BehaviorSpec]:
@@ -97,11 +102,16 @@ class LockstepBehaviors:
             return self.last[name]
 
     def retire(self, name: str, autopilot: Autopilot) -> None:
-        """``name``'s learner stops; from now on ``autopilot`` acts for it."""
+        """``name``'s learner stops; from now on ``autopilot`` acts for it.
+
+        Never raises: if the step it completes fails, the learners waiting for that step get
+        the error (the retiring learner has nothing left to do with it).
+        """
         with self.lock:
             self._autopilots[name] = autopilot
             if self._error is None and self._pending and self._everyone_submitted():
-                self._advance()
+                with contextlib.suppress(BaseException):
+                    self._advance()
 
     def fail(self, error: BaseException) -> None:
         """A learner failed: wake every waiting learner with ``error``."""
@@ -112,27 +122,31 @@ class LockstepBehaviors:
 
     def close(self) -> None:
         """End every player; safe to call twice."""
-        close_all(self.envs)
+        self.players.close()
 
     def _everyone_submitted(self) -> bool:
         return all(n in self._pending or n in self._autopilots for n in self.behavior_names)
 
     def _advance(self) -> None:
-        actions = dict(self._pending)
-        for name, autopilot in self._autopilots.items():
-            if name not in actions:
-                actions[name] = autopilot(self.last[name])
+        """Step the players for everyone (holding :attr:`lock`). Whatever fails on the way (an
+        autopilot, the players, a step listener) fails every learner instead of leaving the
+        others waiting."""
         try:
-            self.last = self.slots.step(actions)
+            actions = dict(self._pending)
+            for name, autopilot in self._autopilots.items():
+                if name not in actions:
+                    actions[name] = autopilot(self.last[name])
+            self.players.step(actions)
+            self._pending.clear()
+            self._round += 1
+            for listener in self.step_listeners:
+                listener()
         except BaseException as err:
-            self._error = err
-            self.lock.notify_all()
+            if self._error is None:
+                self._error = err
             raise
-        self._pending.clear()
-        self._round += 1
-        for listener in self.step_listeners:
-            listener()
-        self.lock.notify_all()
+        finally:
+            self.lock.notify_all()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -152,12 +166,15 @@ class SharedBehavior(BehaviorBatches):
     def __init__(self, lockstep: LockstepBehaviors, name: str) -> None:
         self.lockstep = lockstep
         self.behavior_name = name
-        self.envs = lockstep.envs
         spec = lockstep.specs[name]
         self.converter = SpaceConverter.for_behavior(spec, lockstep.visual_dtype)
 
     @property
-    def last(self) -> SlotStep:  # type: ignore[override]
+    def envs(self) -> list[UnityEnvironment]:
+        return self.lockstep.envs
+
+    @property
+    def last(self) -> SlotStep:
         return self.lockstep.last[self.behavior_name]
 
     @property
@@ -165,7 +182,7 @@ class SharedBehavior(BehaviorBatches):
         return self.lockstep.slots.num_slots(self.behavior_name)
 
     def env_of_slot(self, slot: int) -> UnityEnvironment:
-        return self.lockstep.envs[self.lockstep.slots.worker_of_slot(self.behavior_name, slot)]
+        return self.lockstep.players.env_of_slot(self.behavior_name, slot)
 
     def reset(self, seed: int | None = None) -> SlotStep:
         return self.last

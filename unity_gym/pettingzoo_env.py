@@ -37,16 +37,17 @@ from gymnasium.vector.utils import concatenate, create_empty_array
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 
-from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, AgentSlots, SlotStep
+from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, SlotStep
 from unity_gym.base_env import (
     ActionTuple,
     behavior_name_without_team,
     matching_behaviors,
     team_id,
 )
-from unity_gym.env_group import WorkerSettings, close_all, open_environments
+from unity_gym.env_group import WorkerSettings
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
+from unity_gym.player_set import PlayerSet
 from unity_gym.spaces import SpaceConverter, VisualDtype
 
 TEAM_TAG = "?team="
@@ -155,35 +156,31 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
     ) -> None:
         self._settings = WorkerSettings(file_name=file_name, **worker_settings)
         self._visual_dtype = visual_dtype
-        self._max_exchanges = max_exchanges
-        self._env: UnityEnvironment | None = None
+        self._players: PlayerSet | None = None
         self.agents: list[str] = []
         self.possible_agents: list[str] = []
         self._slot_of: dict[str, tuple[_Behavior, int]] = {}
-        self._open(behavior_names)
+        self._players = PlayerSet(
+            self._settings,
+            1,
+            lambda env: self._choose(env, behavior_names),
+            max_exchanges,
+        )
+        self._attach()
 
     # -- players ------------------------------------------------------------------------
 
-    def _open(self, behavior_names: Sequence[str] | None) -> None:
-        """Start the player and reset it; the result waits for the first :meth:`reset`."""
-        [env] = open_environments(self._settings, 1)
-        self._env = env
-        try:
-            env.reset()
-            names = self._choose(env, behavior_names)
-            self._slots = AgentSlots([env], names, self._max_exchanges)
-            self._last = self._slots.reset()
-        except BaseException:
-            self.close()
-            raise
-        specs = self._slots.specs
+    def _attach(self) -> None:
+        """Take the just-opened players' behaviors; their reset waits for :meth:`reset`."""
+        players = self._live()
+        specs = players.specs
         self._behaviors = {
             name: _Behavior(
                 name,
                 SpaceConverter.for_behavior(specs[name], self._visual_dtype),
-                self._slots.num_slots(name),
+                players.slots.num_slots(name),
             )
-            for name in names
+            for name in players.behavior_names
         }
         self._by_prefix = {team_prefix(b): behavior for b, behavior in self._behaviors.items()}
         self._fresh_seed: int | None = self._settings.seed
@@ -192,11 +189,17 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
 
     def _assign(self) -> dict[str, tuple[_Behavior, int]]:
         """Agent name -> (behavior, slot) for the agents holding the slots now."""
+        slots = self._live().slots
         return {
-            agent_name(name, self._slots.agent_id(name, slot)): (behavior, slot)
+            agent_name(name, slots.agent_id(name, slot)): (behavior, slot)
             for name, behavior in self._behaviors.items()
-            for slot in range(self._slots.num_slots(name))
+            for slot in range(slots.num_slots(name))
         }
+
+    def _live(self) -> PlayerSet:
+        if self._players is None:
+            raise UnityEnvironmentException("The environment is closed.")
+        return self._players
 
     @staticmethod
     def _choose(env: UnityEnvironment, behavior_names: Sequence[str] | None) -> list[str]:
@@ -221,21 +224,17 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
 
     def _restart(self, seed: int) -> None:
         """Unity seeds a player once, at its handshake: a new seed means a new player."""
-        names = list(self._behaviors)
-        self.close()
-        self._settings.seed = seed
-        self._open(names)
+        self._live().reseed(seed)
+        self._attach()
 
     @property
     def unity_env(self) -> UnityEnvironment:
         """The low-level environment of the player."""
-        if self._env is None:
-            raise UnityEnvironmentException("The environment is closed.")
-        return self._env
+        return self._live().envs[0]
 
     @property
     def player_pid(self) -> int | None:
-        return None if self._env is None else self._env.player_pid
+        return None if self._players is None else self._players.player_pids[0]
 
     @property
     def behavior_names(self) -> list[str]:
@@ -253,7 +252,7 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
         elif seed is not None:
             self._restart(seed)
         elif not self._game_over:
-            self._last = self._slots.reset()
+            self._live().reset()
         self._fresh_seed = None
         self._game_over = False
         self._slot_of = self._assign()
@@ -280,7 +279,7 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
                 given.append(action)
         for name, (slots, given) in grouped.items():
             self._behaviors[name].set_actions(slots, given)
-        self._last = self._slots.step(
+        self._live().step(
             {name: ActionTuple(b.continuous, b.discrete) for name, b in self._behaviors.items()}
         )
         return self._report()
@@ -291,7 +290,7 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
         rewards, terminations, truncations = {}, {}, {}
         for agent in self.agents:
             behavior, slot = self._slot_of[agent]
-            step = self._last[behavior.name]
+            step = self._live().last[behavior.name]
             rewards[agent] = float(step.rewards[slot])
             terminations[agent] = bool(step.terminated[slot])
             truncations[agent] = bool(step.truncated[slot])
@@ -308,7 +307,8 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
             by_behavior.setdefault(behavior.name, {})[slot] = agent
         observations: dict[str, Any] = {}
         for name, members in by_behavior.items():
-            converted = self._behaviors[name].observations(self._last[name], list(members), finals)
+            step = self._live().last[name]
+            converted = self._behaviors[name].observations(step, list(members), finals)
             observations.update((members[slot], obs) for slot, obs in converted.items())
         return {agent: observations[agent] for agent in agents}
 
@@ -340,12 +340,12 @@ class UnityParallelEnv(ParallelEnv[str, Any, Any]):
 
     def close(self) -> None:
         """End the player; safe to call twice."""
-        if self._env is not None:
-            close_all([self._env])
-            self._env = None
+        if self._players is not None:
+            self._players.close()
+            self._players = None
 
     def __del__(self) -> None:
-        if getattr(self, "_env", None) is not None:
+        if getattr(self, "_players", None) is not None:
             self.close()
 
 
