@@ -11,6 +11,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # ML-Agents release 21 reference files, kept in the repository (see its NOTICE and README.md).
 FIXTURES = REPO / "tests" / "fixtures" / "mlagents-r21"
+# The reference training configurations, current format and the two legacy trainer configs,
+# named one by one: a missing file fails the tests that read it.
+CURRENT_CONFIG_NAMES = (
+    "imitation/Hallway.yaml",
+    "imitation/PushBlock.yaml",
+    "imitation/Pyramids.yaml",
+    "ppo/3DBall.yaml",
+    "ppo/3DBallHard.yaml",
+    "ppo/3DBall_randomize.yaml",
+    "ppo/Basic.yaml",
+    "ppo/Crawler.yaml",
+    "ppo/GridWorld.yaml",
+    "ppo/Hallway.yaml",
+    "ppo/PushBlock.yaml",
+    "ppo/Pyramids.yaml",
+    "ppo/PyramidsRND.yaml",
+    "ppo/Visual3DBall.yaml",
+    "ppo/VisualFoodCollector.yaml",
+    "ppo/Walker.yaml",
+    "ppo/WallJump.yaml",
+    "ppo/WallJump_curriculum.yaml",
+    "sac/3DBall.yaml",
+    "sac/Basic.yaml",
+)
+LEGACY_TRAINER_CONFIG_NAMES = ("legacy/3DBall_randomize_v017.yaml", "legacy/trainer_config.yaml")
 
 
 @pytest.fixture

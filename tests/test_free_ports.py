@@ -4,6 +4,9 @@ Gymnasium's and SB3's tools that build second instances, all just work."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +15,8 @@ gymnasium = pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
 from gymnasium.utils.env_checker import check_env
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import SubprocVecEnv
 
-from tests.conftest import live_children, process_gone
+from tests.conftest import REPO, live_children, process_gone
 from unity_gym import UnityEnvironment
 from unity_gym.exception import UnityWorkerInUseException
 from unity_gym.sb3_vec_env import UnityVecEnv
@@ -48,19 +49,35 @@ def test_gymnasium_check_env_on_a_made_environment() -> None:
     assert live_children() <= before
 
 
-def test_sb3_make_vec_env_with_subprocesses_over_two_players() -> None:
+SUBPROC_SCRIPT = """
+import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+if __name__ == "__main__":
     venv = make_vec_env("unity_gym:unity_gym/Basic-v0", n_envs=2, vec_env_cls=SubprocVecEnv)
     try:
-        obs = venv.reset()
-        assert obs.shape == (2, 20)
+        assert venv.reset().shape == (2, 20)
         pids = venv.get_attr("player_pid")
-        assert len(set(pids)) == 2
+        assert len(set(pids)) == 2, pids
         for _ in range(5):
-            obs, rewards, _, _ = venv.step(np.array([2, 2]))
+            _, rewards, _, _ = venv.step(np.array([2, 2]))
         assert rewards.shape == (2,)
     finally:
         venv.close()
-    assert all(process_gone(pid) for pid in pids)
+    print(*pids)
+"""
+
+
+def test_sb3_make_vec_env_with_subprocesses_over_two_players(tmp_path: Path) -> None:
+    # In a process of its own: SubprocVecEnv's forkserver outlives the VecEnv.
+    script = tmp_path / "subproc_vec_env.py"
+    script.write_text(SUBPROC_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(process_gone(int(pid)) for pid in done.stdout.split())
 
 
 def test_training_and_evaluation_vec_envs_in_one_process() -> None:
@@ -94,3 +111,14 @@ def test_an_explicit_port_keeps_ml_agents_meaning_and_a_taken_one_is_refused() -
         assert live_children() <= before
     with UnityEnvironment("builtin:Basic", base_port=taken - 1, worker_id=1) as env:
         assert env.port == taken
+
+
+def test_make_vec_sync_mode_over_a_single_agent_id() -> None:
+    envs = gymnasium.make_vec("unity_gym/Basic-v0", num_envs=2, vectorization_mode="sync")
+    try:
+        obs, _ = envs.reset(seed=3)
+        assert obs.shape == (2, 20)
+        _, rewards, *_ = envs.step(np.array([2, 2]))
+        assert rewards.tolist() == pytest.approx([-0.01, -0.01])
+    finally:
+        envs.close()

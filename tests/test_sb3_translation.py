@@ -11,7 +11,7 @@ pytest.importorskip("sb3_contrib")
 
 from cli.sb3_translation import TranslationError, translate_behavior
 from cli.training_config import RunOptions, load_run_options, parse_run_options
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import CURRENT_CONFIG_NAMES, FIXTURES, LEGACY_TRAINER_CONFIG_NAMES, REPO
 from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
@@ -46,30 +46,7 @@ def _plan(behavior: dict, spec: BehaviorSpec = CONTINUOUS, agents: int = 12):
 # Every trainer configuration (the legacy --curriculum and --sampler files are not ones).
 # Listed, not globbed: a missing fixture file fails its test instead of vanishing from the list.
 SIDE_FILES = {"3dball_sampler.yaml", "wall_jump_curriculum.yaml"}
-FIXTURE_CONFIG_NAMES = (
-    "imitation/Hallway.yaml",
-    "imitation/PushBlock.yaml",
-    "imitation/Pyramids.yaml",
-    "legacy/3DBall_randomize_v017.yaml",
-    "legacy/trainer_config.yaml",
-    "ppo/3DBall.yaml",
-    "ppo/3DBallHard.yaml",
-    "ppo/3DBall_randomize.yaml",
-    "ppo/Basic.yaml",
-    "ppo/Crawler.yaml",
-    "ppo/GridWorld.yaml",
-    "ppo/Hallway.yaml",
-    "ppo/PushBlock.yaml",
-    "ppo/Pyramids.yaml",
-    "ppo/PyramidsRND.yaml",
-    "ppo/Visual3DBall.yaml",
-    "ppo/VisualFoodCollector.yaml",
-    "ppo/Walker.yaml",
-    "ppo/WallJump.yaml",
-    "ppo/WallJump_curriculum.yaml",
-    "sac/3DBall.yaml",
-    "sac/Basic.yaml",
-)
+FIXTURE_CONFIG_NAMES = tuple(sorted(CURRENT_CONFIG_NAMES + LEGACY_TRAINER_CONFIG_NAMES))
 FIXTURE_CONFIGS = [FIXTURES / "configs" / name for name in FIXTURE_CONFIG_NAMES]
 
 

@@ -27,33 +27,11 @@ from cli.training_config import (
     to_resolved_dict,
     to_resolved_yaml,
 )
-from tests.conftest import FIXTURES
+from tests.conftest import CURRENT_CONFIG_NAMES, FIXTURES
 
 CONFIGS = FIXTURES / "configs"
 SOCCER = FIXTURES / "run_artifacts" / "SoccerTwos" / "configuration.yaml"
 # Listed, not globbed: a missing fixture file fails its test instead of vanishing from the list.
-CURRENT_CONFIG_NAMES = (
-    "imitation/Hallway.yaml",
-    "imitation/PushBlock.yaml",
-    "imitation/Pyramids.yaml",
-    "ppo/3DBall.yaml",
-    "ppo/3DBallHard.yaml",
-    "ppo/3DBall_randomize.yaml",
-    "ppo/Basic.yaml",
-    "ppo/Crawler.yaml",
-    "ppo/GridWorld.yaml",
-    "ppo/Hallway.yaml",
-    "ppo/PushBlock.yaml",
-    "ppo/Pyramids.yaml",
-    "ppo/PyramidsRND.yaml",
-    "ppo/Visual3DBall.yaml",
-    "ppo/VisualFoodCollector.yaml",
-    "ppo/Walker.yaml",
-    "ppo/WallJump.yaml",
-    "ppo/WallJump_curriculum.yaml",
-    "sac/3DBall.yaml",
-    "sac/Basic.yaml",
-)
 CURRENT_CONFIGS = [CONFIGS / name for name in CURRENT_CONFIG_NAMES]
 
 

@@ -18,6 +18,7 @@ from unity_gym.behavior_group import BehaviorGroup
 from unity_gym.env_group import WorkerSettings
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
+from unity_gym.restart_policy import RestartPolicy
 from unity_gym.side_channel.side_channel import SideChannel
 from unity_gym.spaces import VisualDtype
 
@@ -56,8 +57,9 @@ class UnityGymEnv(gym.Env[Any, Any]):
     ``behavior_name`` (optional when the scene has one behavior; see
     :func:`~unity_gym.env_group.choose_behavior`), ``visual_dtype`` (``"uint8"``
     images in [0, 255] or ``"float32"`` in [0, 1]) and ``max_exchanges`` (exchanges to wait for
-    the agent's next decision before giving up). ``close()`` (or leaving a ``with`` block) ends
-    the player.
+    the agent's next decision before giving up). ``restart_policy`` restarts a player that
+    crashes or hangs (the interrupted episode ends truncated; see ``docs/sb3.md``). ``close()``
+    (or leaving a ``with`` block) ends the player.
     """
 
     metadata = {"render_modes": []}
@@ -77,6 +79,7 @@ class UnityGymEnv(gym.Env[Any, Any]):
         visual_dtype: VisualDtype = "uint8",
         host: str = "127.0.0.1",
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         channels = list(side_channels or [])
         settings = WorkerSettings(
@@ -90,6 +93,7 @@ class UnityGymEnv(gym.Env[Any, Any]):
             log_folder=log_folder,
             host=host,
             side_channels=lambda _index: channels,
+            restart_policy=restart_policy,
         )
         self._group = BehaviorGroup(settings, 1, behavior_name, visual_dtype, max_exchanges)
         if self._group.num_slots != 1:

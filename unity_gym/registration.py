@@ -6,8 +6,8 @@
 - ``gymnasium.make_vec("unity_gym/3DBall-v0", num_envs=N)``: a
   :class:`~unity_gym.gymnasium_vector_env.UnityVectorEnv` with ``num_envs`` *players*, so its
   own ``num_envs`` is N x the agents per player (24 for N=2 with 3DBall). Keyword arguments are
-  ``UnityVectorEnv``'s (``seed``, ``base_port``, ...). Keep the default vectorization mode:
-  ``"sync"``/``"async"`` would open every copy of the env on the same port.
+  ``UnityVectorEnv``'s (``seed``, ``base_port``, ...). Every env takes a free port of its own,
+  so ``"sync"``/``"async"`` vectorization of single-agent ids works too.
 - ``gymnasium.make("unity_gym/Unity-v0", file_name=PATH, ...)`` and ``make_vec`` likewise for
   any build.
 
