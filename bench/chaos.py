@@ -103,7 +103,7 @@ def main() -> None:
     reader.start()
     seen: set[int] = set()
     kills = 0
-    first_checkpoint = work / "results/chaos/3DBall" / f"3DBall-{CHECKPOINT_INTERVAL}.zip"
+    first_checkpoint = work / "results/chaos/3DBall/checkpoint.json"
     try:
         while not first_checkpoint.exists() and process.poll() is None:
             seen.update(player_pids(process.pid))
@@ -120,7 +120,8 @@ def main() -> None:
             victim = rng.choice(players)
             os.kill(victim, signal.SIGKILL)
             kills += 1
-            print(f"  [{time.monotonic() - started:6.1f} s] kill {kills}: player pid {victim}")
+            at = time.monotonic() - started
+            print(f"  [{at:6.1f} s] kill {kills}: player {victim}", flush=True)
         while process.poll() is None:
             seen.update(player_pids(process.pid))
             time.sleep(0.5)
@@ -132,7 +133,7 @@ def main() -> None:
     elapsed = time.monotonic() - started
 
     restarts = sum("failed and is restarted" in line for line in lines)
-    found = (re.search(r"Mean Reward: ([-\d.]+)", line) for line in lines)
+    found = (re.search(r"Mean Reward: (-?\d+(?:\.\d+)?)", line) for line in lines)
     rewards = [float(match.group(1)) for match in found if match]
     status_file = work / "results/chaos/run_logs/training_status.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else {}
@@ -143,14 +144,18 @@ def main() -> None:
         name
         for c in listed
         for name in (c["file_path"], *c["auxillary_file_paths"])
-        if not (work / "results" / name).exists()
+        if not (work / name).exists()  # paths are relative to the results folder's parent
     ]
     lost = len(expected - steps) + len(missing_files)
     left = [pid for pid in seen if alive(pid)]
     print()
     print(f"exit code {process.returncode} after {elapsed:.0f} s; run folder {work}")
     print(f"restarts survived: {restarts}/{kills} kills")
-    print(f"final mean reward: {rewards[-1] if rewards else float('nan'):.2f}")
+    last = rewards[-5:]
+    print(
+        f"final mean reward: {rewards[-1] if rewards else float('nan'):.2f} "
+        f"(last {len(last)} summaries: {sum(last) / max(1, len(last)):.2f})"
+    )
     print(f"checkpoints lost: {lost} (of {len(expected)} expected)")
     print(f"player processes left running: {len(left)} (of {len(seen)} seen)")
     for pid in left:

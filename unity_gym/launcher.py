@@ -174,7 +174,7 @@ class PlayerProcess:
                 description += f" ({signal.Signals(-code).name})"
         where = f" Player log: {self.log_file}." if self.log_file else ""
         tail = self.log_tail()
-        tail_text = f" Last output:\n{tail}" if tail else " It printed nothing."
+        tail_text = f"\nLast output:\n{tail}" if tail else " It printed nothing."
         player = f"The player ({self.command[0]}, pid {self.pid})"
         return f"{player} exited with {description}.{where}{tail_text}"
 
