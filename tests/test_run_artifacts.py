@@ -7,6 +7,10 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("yaml")  # the protocol-only install has no CLI dependencies
+
 from cli.run_artifacts import CheckpointRecord, RunDirectory
 
 
