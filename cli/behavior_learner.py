@@ -9,10 +9,10 @@ When it ends, for any reason, it saves a final checkpoint and keeps acting for i
 with the trained policy so that other behaviors can go on training.
 
 Checkpoints: ``<Behavior>-<step>.zip`` (SB3's format: weights, optimizer, step count), beside
-it ``.normalizer.npz`` (VecNormalize statistics, no pickle), ``.replay.pkl`` (SAC with
-``save_replay_buffer``) and ``.onnx``; then ``checkpoint.json`` is replaced to point at the
-complete set. ``--resume`` follows that pointer, so a run killed at any moment resumes from its
-last complete checkpoint.
+it ``.normalizer.npz`` (VecNormalize statistics, no pickle), ``.replay.pkl`` (SAC and
+DiscreteSAC with ``save_replay_buffer``) and ``.onnx``; then ``checkpoint.json`` is replaced to
+point at the complete set. ``--resume`` follows that pointer, so a run killed at any moment
+resumes from its last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ logger = logging.getLogger("unity_sb3")
 
 Mode = Literal["train", "resume", "inference"]
 POINTER = "checkpoint.json"
+# Algorithms whose predict takes Unity's action masks.
+MASKED_ALGORITHMS = ("MaskablePPO", "DiscreteSAC")
 
 
 @dataclass
@@ -228,7 +230,8 @@ class BehaviorLearner:
             weights = self._initial_weights()
             if weights is not None:
                 self._initialize(model, weights)
-        model.set_logger(Logger(folder=None, output_formats=[SB3StatsBridge(setup.stats)]))
+        bridge = SB3StatsBridge(setup.stats, plan.algorithm)
+        model.set_logger(Logger(folder=None, output_formats=[bridge]))
         return model
 
     def _initial_weights(self) -> InitialWeights | None:
@@ -378,7 +381,7 @@ class BehaviorLearner:
 
         def predict(obs: Any) -> np.ndarray:
             nonlocal state, starts
-            if self.setup.plan.algorithm == "MaskablePPO":
+            if self.setup.plan.algorithm in MASKED_ALGORITHMS:
                 actions, _ = model.predict(  # type: ignore[call-arg]
                     obs, deterministic=deterministic, action_masks=shared.action_masks()
                 )
@@ -587,7 +590,7 @@ def _restore(rms: RunningMeanStd, data: Any, prefix: str) -> None:
 
 
 def _saves_replay(setup: LearnerSetup) -> bool:
-    return setup.plan.algorithm == "SAC" and setup.save_replay_buffer
+    return setup.plan.algorithm in ("SAC", "DiscreteSAC") and setup.save_replay_buffer
 
 
 def _remove_checkpoint_files(folder: Path, name: str, step: int, keep_step: int) -> None:

@@ -2,9 +2,9 @@
 
 Every rule here is listed in ``docs/config-mapping.md``. A setting SB3 cannot honour exactly
 becomes a *note* naming the setting and what is done instead; a combination SB3 cannot train
-at all (SAC with discrete actions, hybrid actions) is a :class:`TranslationError` that says
-what to change. ``unity-sb3 translate`` prints plans; ``unity-sb3 learn`` builds models from
-them.
+at all (hybrid actions) is a :class:`TranslationError` that says what to change. SAC on
+discrete actions trains with :class:`sb3_ext.algorithms.DiscreteSAC` (ML-Agents' formulation).
+``unity-sb3 translate`` prints plans; ``unity-sb3 learn`` builds models from them.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Sb3Plan:
     """What ``learn`` builds for one behavior."""
 
     behavior: str
-    algorithm: str  # PPO, MaskablePPO, RecurrentPPO or SAC
+    algorithm: str  # PPO, MaskablePPO, RecurrentPPO, SAC or DiscreteSAC
     policy: str
     kwargs: dict[str, Any]
     total_timesteps: int
@@ -72,6 +72,10 @@ class Sb3Plan:
             from sb3_contrib import MaskablePPO
 
             return MaskablePPO
+        if self.algorithm == "DiscreteSAC":
+            from sb3_ext.algorithms import DiscreteSAC
+
+            return DiscreteSAC
         from sb3_contrib import RecurrentPPO
 
         return RecurrentPPO
@@ -112,19 +116,12 @@ def translate_behavior(
     behavior: str, settings: TrainerSettings, spec: BehaviorSpec, n_agents: int
 ) -> Sb3Plan:
     """The plan for ``behavior`` (config name) trained with ``settings`` on ``n_agents`` agents."""
-    trainer = settings.trainer_type
     action = spec.action_spec
     if action.continuous_size and action.discrete_size:
         raise TranslationError(
             f"Behavior {behavior} has hybrid actions ({action.continuous_size} continuous and "
             f"discrete branches {list(action.discrete_branches)}); SB3's algorithms train either "
             "continuous or discrete actions. Change the agent's Behavior Parameters to one kind."
-        )
-    if trainer == "sac" and action.discrete_size:
-        raise TranslationError(
-            f"Behavior {behavior} has discrete actions {list(action.discrete_branches)} but "
-            "trainer_type is sac; SB3's SAC trains continuous actions only. Use trainer_type: "
-            "ppo for this behavior."
         )
     notes: list[str] = []
     network = settings.network_settings
@@ -190,14 +187,21 @@ def translate_behavior(
             f"(every {n_steps} steps per agent) and bootstraps values there."
         )
     else:
-        algorithm, base = "SAC", "Policy"
+        # Discrete branches train with ML-Agents' discrete SAC (masks applied).
+        algorithm = "DiscreteSAC" if action.discrete_size else "SAC"
+        base = "Policy"
         entropy_schedule = None
         if memory is not None:
             notes.append(
-                "network_settings.memory: SB3's SAC has no recurrent policy; training without "
+                f"network_settings.memory: {algorithm} has no recurrent policy; training without "
                 "memory."
             )
         policy_kwargs["net_arch"] = {"pi": layers, "qf": layers}
+        notes.append(
+            f"time_horizon={settings.time_horizon}: {algorithm} stores each transition as it "
+            "happens and updates every train_freq steps (ML-Agents groups its updates by "
+            "trajectory pieces of this length)."
+        )
         steps_per_update = hyper.steps_per_update
         if n_agents >= steps_per_update:
             train_freq, gradient_steps = 1, max(1, round(n_agents / steps_per_update))

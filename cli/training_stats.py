@@ -41,7 +41,13 @@ SB3_TO_MLAGENTS: dict[str, tuple[str, float]] = {
     "train/learning_rate": ("Policy/Learning Rate", 1.0),
     "train/clip_range": ("Policy/Epsilon", 1.0),
     "train/ent_coef_scheduled": ("Policy/Beta", 1.0),
-    "train/ent_coef": ("Policy/Continuous Entropy Coefficient", 1.0),
+    "train/ent_coef": ("Policy/Continuous Entropy Coeff", 1.0),
+    "train/q1_loss": ("Losses/Q1 Loss", 1.0),
+    "train/q2_loss": ("Losses/Q2 Loss", 1.0),
+}
+# Keys an algorithm logs with another meaning: DiscreteSAC's ent_coef is the mean over branches.
+ALGORITHM_NAMES: dict[str, dict[str, tuple[str, float]]] = {
+    "DiscreteSAC": {"train/ent_coef": ("Policy/Discrete Entropy Coeff", 1.0)},
 }
 # SB3 keys ML-Agents has no name for keep theirs under this prefix.
 SB3_PREFIX = "SB3/"
@@ -159,10 +165,12 @@ class BehaviorStats:
 
 
 class SB3StatsBridge(KVWriter):
-    """An SB3 logger output that forwards each dumped value to :class:`BehaviorStats`."""
+    """An SB3 logger output that forwards each dumped value to :class:`BehaviorStats`, named
+    as ML-Agents names it for ``algorithm`` (the plan's class name)."""
 
-    def __init__(self, stats: BehaviorStats) -> None:
+    def __init__(self, stats: BehaviorStats, algorithm: str | None = None) -> None:
         self.stats = stats
+        self.names = {**SB3_TO_MLAGENTS, **ALGORITHM_NAMES.get(algorithm or "", {})}
 
     def write(
         self,
@@ -173,8 +181,8 @@ class SB3StatsBridge(KVWriter):
         for key, value in key_values.items():
             if not isinstance(value, int | float | np.floating | np.integer):
                 continue
-            if key in SB3_TO_MLAGENTS:
-                name, sign = SB3_TO_MLAGENTS[key]
+            if key in self.names:
+                name, sign = self.names[key]
                 self.stats.add(name, sign * float(value))
             elif key.startswith("train/"):
                 self.stats.add(SB3_PREFIX + key.removeprefix("train/"), float(value))

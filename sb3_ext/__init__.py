@@ -6,6 +6,8 @@
 - ``schedules``: ML-Agents' linear/constant decays as SB3 schedules, and the entropy
   coefficient schedule SB3 lacks.
 - ``reward_scale``: a VecEnv wrapper for the extrinsic reward's ``strength``.
+- ``algorithms``: algorithms SB3 lacks: ``DiscreteSAC``, ML-Agents' SAC for discrete and
+  multi-branch discrete actions with action masks.
 
 GAIL, curiosity, RND, behavioural cloning, self-play and curricula arrive with their issues.
 """

@@ -1,9 +1,10 @@
 """Export SB3 policies as ONNX files Unity's inference engine runs like ML-Agents models.
 
-:func:`export_onnx` writes a PPO / A2C / SAC / RecurrentPPO / MaskablePPO policy with exactly
-the tensors ``mlagents-learn`` (release 21) exports, so a Unity ``BehaviorParameters`` component
-takes it as its model; :func:`inspect_onnx` and :func:`check_against_spec` read any such file
-(ours or ML-Agents') and list what keeps it from driving a behavior. See ``docs/export.md``.
+:func:`export_onnx` writes a PPO / A2C / SAC / RecurrentPPO / MaskablePPO / DiscreteSAC policy
+with exactly the tensors ``mlagents-learn`` (release 21) exports, so a Unity
+``BehaviorParameters`` component takes it as its model; :func:`inspect_onnx` and
+:func:`check_against_spec` read any such file (ours or ML-Agents') and list what keeps it from
+driving a behavior. See ``docs/export.md``.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 from torch import nn
 
+from sb3_ext.algorithms.discrete_sac_policy import DiscreteActor
 from sb3_ext.onnx_interface import MODEL_EXPORT_VERSION
 from unity_gym.base_env import BehaviorSpec
 from unity_gym.spaces import SpaceConverter
@@ -266,7 +267,7 @@ class RecurrentBody(nn.Module):
 
 
 class SacBody(nn.Module):
-    """SAC actor: features extractor then ``latent_pi``."""
+    """SAC actor (SB3's or the discrete one): features extractor then ``latent_pi``."""
 
     def __init__(self, features_extractor: nn.Module, latent_pi: nn.Module) -> None:
         super().__init__()
@@ -452,8 +453,9 @@ def build_policy_graph(
     """A :class:`PolicyGraph` over a CPU copy of ``model``'s policy (the model is untouched).
 
     Supports actor-critic policies (PPO, A2C, sb3-contrib MaskablePPO), recurrent ones
-    (RecurrentPPO) and SAC. Raises ValueError for hybrid actions (SB3 has no policy for them)
-    and when the model's spaces differ from the behavior's.
+    (RecurrentPPO), SAC and :class:`~sb3_ext.algorithms.DiscreteSAC`. Raises ValueError for
+    hybrid actions (SB3 has no policy for them) and when the model's spaces differ from the
+    behavior's.
     """
     action_spec = behavior_spec.action_spec
     if action_spec.continuous_size and action_spec.discrete_size:
@@ -494,6 +496,9 @@ def build_policy_graph(
     elif actor_critic:
         body = ActorCriticBody(policy.pi_features_extractor, policy.mlp_extractor)
         head = _actor_critic_head(policy, branches)
+    elif isinstance(actor, DiscreteActor):
+        body = SacBody(actor.features_extractor, actor.latent_pi)
+        head = DiscreteHead(actor.action_net, branches)
     elif actor is not None and hasattr(actor, "latent_pi") and hasattr(actor, "mu"):
         body = SacBody(actor.features_extractor, actor.latent_pi)
         if actor.use_sde:
@@ -507,7 +512,7 @@ def build_policy_graph(
     else:
         raise ValueError(
             f"Unsupported policy {type(policy).__name__}: export handles actor-critic "
-            "(PPO, A2C, MaskablePPO), recurrent (RecurrentPPO) and SAC policies."
+            "(PPO, A2C, MaskablePPO), recurrent (RecurrentPPO), SAC and DiscreteSAC policies."
         )
     assert isinstance(head, ContinuousHead | DiscreteHead)
     graph = PolicyGraph(observations, converter.keys, body, head, memory_size)

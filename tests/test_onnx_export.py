@@ -18,6 +18,7 @@ from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from sb3_ext.algorithms import DiscreteSAC
 from sb3_ext.onnx_export import (
     ModelInterface,
     TensorInfo,
@@ -83,9 +84,9 @@ def make(algo: type, spec: BehaviorSpec, policy: str = "MlpPolicy", visual_dtype
     torch.manual_seed(0)
     kw.setdefault("policy_kwargs", dict(TINY))
     env = env_for(spec, visual_dtype)
-    if algo is SAC:
+    if algo in (SAC, DiscreteSAC):
         kw.setdefault("buffer_size", 64)
-        return SAC(policy, env, learning_starts=0, device="cpu", seed=0, **kw)
+        return algo(policy, env, learning_starts=0, device="cpu", seed=0, **kw)
     return algo(policy, env, n_steps=8, batch_size=8, device="cpu", seed=0, **kw)
 
 
@@ -189,10 +190,11 @@ def test_gsde_policies_match_predict(tmp_path: Path, algo: type) -> None:
 # -- discrete actions ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("algo", [PPO, DiscreteSAC])
 @pytest.mark.parametrize("branches", [(3,), (3, 2, 4)])
-def test_ppo_discrete_matches_predict(tmp_path: Path, branches: tuple[int, ...]) -> None:
+def test_discrete_matches_predict(tmp_path: Path, branches: tuple[int, ...], algo: type) -> None:
     spec = spec_of([vector(6)], branches=branches)
-    model = make(PPO, spec)
+    model = make(algo, spec)
     path = export(model, spec, tmp_path)
     obs = unity_obs(spec, 32)
     masks = np.ones((32, sum(branches)), np.float32)
@@ -217,11 +219,14 @@ def test_discrete_samples_follow_policy_probabilities(tmp_path: Path) -> None:
     np.testing.assert_allclose(counts, probs[0].numpy(), atol=0.03)
 
 
-@pytest.mark.parametrize("algo", [MaskablePPO, PPO])
+@pytest.mark.parametrize("algo", [MaskablePPO, PPO, DiscreteSAC])
 def test_masked_actions_are_never_chosen(tmp_path: Path, algo: type) -> None:
     branches = (3, 4)
     spec = spec_of([vector(6)], branches=branches)
-    model = make(algo, spec, policy_kwargs={"net_arch": [8], "ortho_init": False})
+    kwargs: dict[str, Any] = {"net_arch": [8]}
+    if algo is not DiscreteSAC:
+        kwargs["ortho_init"] = False
+    model = make(algo, spec, policy_kwargs=kwargs)
     path = export(model, spec, tmp_path)
     n = 1000
     rng = np.random.default_rng(1)
@@ -235,7 +240,7 @@ def test_masked_actions_are_never_chosen(tmp_path: Path, algo: type) -> None:
         actions = out[name]
         assert masks[np.arange(n), actions[:, 0]].all(), name
         assert masks[np.arange(n), 3 + actions[:, 1]].all(), name
-    if algo is MaskablePPO:
+    if algo in (MaskablePPO, DiscreteSAC):
         expected, _ = model.predict(obs[0], action_masks=masks, deterministic=True)
         np.testing.assert_array_equal(out["deterministic_discrete_actions"], expected)
 
@@ -287,14 +292,18 @@ def test_recurrent_memory_round_trips(
 # -- observation kinds -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("visual_dtype", ["uint8", "float32"])
-def test_cnn_policy_takes_unity_visual_observations(tmp_path: Path, visual_dtype: str) -> None:
+@pytest.mark.parametrize(
+    ("visual_dtype", "algo"), [("uint8", PPO), ("float32", PPO), ("uint8", DiscreteSAC)]
+)
+def test_cnn_policy_takes_unity_visual_observations(
+    tmp_path: Path, visual_dtype: str, algo: type
+) -> None:
     spec = spec_of([visual((3, 36, 36))], branches=(3,))
     extractor = {"features_dim": 16}
     if visual_dtype == "float32":
         extractor["normalized_image"] = True
     kwargs = {"net_arch": [8], "features_extractor_kwargs": extractor}
-    model = make(PPO, spec, "CnnPolicy", visual_dtype=visual_dtype, policy_kwargs=kwargs)
+    model = make(algo, spec, "CnnPolicy", visual_dtype=visual_dtype, policy_kwargs=kwargs)
     path = export(model, spec, tmp_path)
     assert inspect_onnx(path).input("obs_0") == TensorInfo("obs_0", ("batch", 3, 36, 36), "float32")
     obs = unity_obs(spec, 8)
@@ -384,8 +393,15 @@ def _rank_and_dtype(info: TensorInfo) -> tuple[int, str]:
     return info.rank, info.dtype
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE_SPECS))
-def test_interface_matches_mlagents_export(tmp_path: Path, references: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "algo"),
+    [(name, PPO) for name in sorted(REFERENCE_SPECS)]
+    + [("Basic", DiscreteSAC), ("GridWorldColab", DiscreteSAC), ("Pyramids", DiscreteSAC)],
+    ids=lambda v: v if isinstance(v, str) else v.__name__,
+)
+def test_interface_matches_mlagents_export(
+    tmp_path: Path, references: Path, name: str, algo: type
+) -> None:
     spec, policy = REFERENCE_SPECS[name]
     reference = inspect_onnx(references / f"{name}.onnx")
     assert check_against_spec(reference, spec) == []
@@ -393,7 +409,7 @@ def test_interface_matches_mlagents_export(tmp_path: Path, references: Path, nam
     kwargs: dict[str, Any] = {"net_arch": [8]}
     if policy == "CnnPolicy":
         kwargs["features_extractor_kwargs"] = {"features_dim": 8}
-    model = make(PPO, spec, policy, policy_kwargs=kwargs)
+    model = make(algo, spec, policy, policy_kwargs=kwargs)
     ours = inspect_onnx(export(model, spec, tmp_path, name))
     assert check_against_spec(ours, spec) == []
 

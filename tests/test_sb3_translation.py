@@ -60,11 +60,10 @@ def test_every_fixture_config_translates(path: Path) -> None:
     options = load_run_options(path)
     assert options.behaviors
     for name, settings in options.behaviors.items():
-        sac = settings.trainer_type == "sac"
-        for spec in (CONTINUOUS,) if sac else (CONTINUOUS, DISCRETE, VISUAL_MULTI):
+        for spec in (CONTINUOUS, DISCRETE, VISUAL_MULTI):
             plan = translate_behavior(name, settings, spec, 12)
             assert plan.total_timesteps == settings.max_steps
-            assert plan.algorithm in ("PPO", "MaskablePPO", "RecurrentPPO", "SAC")
+            assert plan.algorithm in ("PPO", "MaskablePPO", "RecurrentPPO", "SAC", "DiscreteSAC")
             # Every plan builds a real SB3 model description without missing arguments.
             assert plan.algorithm_class().__name__ == plan.algorithm
             assert plan.describe()["kwargs"]["gamma"] > 0
@@ -164,12 +163,47 @@ def test_sac_rules() -> None:
     assert kwargs["learning_rate"](0.0) == pytest.approx(3e-4)  # SAC's default is constant
 
 
+def test_sac_on_discrete_actions_maps_every_setting_as_for_continuous() -> None:
+    sac = {
+        "trainer_type": "sac",
+        "hyperparameters": {
+            "buffer_size": 100000,
+            "batch_size": 256,
+            "buffer_init_steps": 1000,
+            "tau": 0.01,
+            "steps_per_update": 4,
+            "init_entcoef": 0.5,
+            "learning_rate_schedule": "linear",
+        },
+        "network_settings": {"hidden_units": 64, "num_layers": 3},
+        "reward_signals": {"extrinsic": {"gamma": 0.9, "strength": 2.0}},
+    }
+    continuous = _plan(sac, CONTINUOUS, agents=12)
+    discrete = _plan(sac, DISCRETE, agents=12)
+    assert discrete.algorithm == "DiscreteSAC" and discrete.policy == "MlpPolicy"
+    assert discrete.describe()["class"] == "sb3_ext.DiscreteSAC"
+    assert discrete.describe()["kwargs"] == continuous.describe()["kwargs"]
+    kwargs = discrete.kwargs
+    assert kwargs["ent_coef"] == "auto_0.5" and kwargs["learning_starts"] == 1000
+    assert (kwargs["train_freq"], kwargs["gradient_steps"]) == (1, 3)
+    assert kwargs["learning_rate"](0.0) == pytest.approx(1e-10)  # linear to 1e-10
+    assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [64] * 3, "qf": [64] * 3}
+    assert discrete.reward_scale == 2.0 and kwargs["gamma"] == 0.9
+    visual = _plan(sac, VISUAL_MULTI)
+    assert (visual.algorithm, visual.policy) == ("DiscreteSAC", "MultiInputPolicy")
+    memory = _plan({**sac, "network_settings": {"memory": {"memory_size": 64}}}, DISCRETE)
+    assert memory.algorithm == "DiscreteSAC"
+    assert any(
+        note.startswith("network_settings.memory: DiscreteSAC has no recurrent policy")
+        for note in memory.notes
+    )
+
+
 def test_untrainable_combinations_say_what_to_change() -> None:
-    with pytest.raises(TranslationError, match="trainer_type: ppo"):
-        _plan({"trainer_type": "sac"}, DISCRETE)
     hybrid = BehaviorSpec([_vector(3)], ActionSpec.create_hybrid(2, (2,)))
-    with pytest.raises(TranslationError, match="hybrid actions"):
-        _plan({}, hybrid)
+    for trainer in ("ppo", "sac"):
+        with pytest.raises(TranslationError, match="hybrid actions"):
+            _plan({"trainer_type": trainer}, hybrid)
 
 
 def test_settings_without_sb3_counterpart_become_notes() -> None:

@@ -87,3 +87,32 @@ def test_close_waits_for_a_summary_being_written_and_later_writes_are_ignored(
     stats.add_text("Hyperparameters", "text")
     stats.close()
     assert writer.calls.count("close") == 1 and writer.calls[-1] == "close"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "coefficient"),
+    [("SAC", "Policy/Continuous Entropy Coeff"), ("DiscreteSAC", "Policy/Discrete Entropy Coeff")],
+)
+def test_sb3_keys_get_mlagents_sac_names(algorithm: str, coefficient: str) -> None:
+    from cli.training_stats import SB3StatsBridge
+
+    stats = BehaviorStats("B", None, RunTimers())
+    bridge = SB3StatsBridge(stats, algorithm)
+    bridge.write(
+        {
+            "train/actor_loss": 0.5,
+            "train/critic_loss": 0.25,
+            "train/q1_loss": 0.125,
+            "train/q2_loss": 0.0625,
+            "train/ent_coef": 0.3,
+            "train/entropy_loss": -1.2,
+            "train/ent_coef_loss": 0.01,
+        },
+        {},
+    )
+    assert stats.mean("Losses/Policy Loss") == 0.5
+    assert stats.mean("Losses/Value Loss") == 0.25
+    assert stats.mean("Losses/Q1 Loss") == 0.125 and stats.mean("Losses/Q2 Loss") == 0.0625
+    assert stats.mean(coefficient) == pytest.approx(0.3)
+    assert stats.mean("Policy/Entropy") == pytest.approx(1.2)
+    assert stats.mean("SB3/ent_coef_loss") == pytest.approx(0.01)
