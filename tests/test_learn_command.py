@@ -537,6 +537,12 @@ def test_mlagents_sac_basic_config_trains_discrete_sac_to_the_optimum(
     coefficients = [e.value for e in events.Scalars("Policy/Discrete Entropy Coeff")]
     assert coefficients[-1] != pytest.approx(0.01)  # init_entcoef 0.01, then tuned
     assert [e.value for e in events.Scalars("Policy/Learning Rate")][-1] == pytest.approx(3e-4)
+    # The saved policy, played deterministically, walks straight to the large goal.
+    config["behaviors"]["Basic"].update(max_steps=300, summary_freq=300)
+    extra = ("--inference", "--deterministic")
+    assert _learn(tmp_path, _config(tmp_path, config, "play.yaml"), port, *extra) == 0
+    out = capsys.readouterr().out
+    assert "Basic. Step: 300." in out and "Mean Reward: 0.930. Std of Reward: 0.000." in out
 
 
 def test_discrete_sac_resume_restores_the_replay_buffer(tmp_path: Path, port: int, capsys) -> None:
