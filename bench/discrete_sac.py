@@ -20,7 +20,6 @@ starting entropy coefficient shapes short runs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -41,33 +40,8 @@ from unity_gym.sb3_vec_env import UnityVecEnv
 
 REPO = Path(__file__).resolve().parents[1]
 SAC_BASIC = REPO / "tests/fixtures/mlagents-r21/configs/sac/Basic.yaml"
-# ML-Agents release 21, config/sac/GridWorld.yaml (its behavior section, threaded dropped).
-SAC_GRIDWORLD: dict[str, Any] = {
-    "trainer_type": "sac",
-    "hyperparameters": {
-        "learning_rate": 0.0003,
-        "learning_rate_schedule": "constant",
-        "batch_size": 128,
-        "buffer_size": 50000,
-        "buffer_init_steps": 1000,
-        "tau": 0.005,
-        "steps_per_update": 10.0,
-        "save_replay_buffer": False,
-        "init_entcoef": 0.5,
-        "reward_signal_steps_per_update": 10.0,
-    },
-    "network_settings": {
-        "normalize": False,
-        "hidden_units": 128,
-        "num_layers": 1,
-        "vis_encode_type": "simple",
-    },
-    "reward_signals": {"extrinsic": {"gamma": 0.9, "strength": 1.0}},
-    "keep_checkpoints": 5,
-    "max_steps": 500000,
-    "time_horizon": 5,
-    "summary_freq": 20000,
-}
+# ML-Agents release 21's config/sac/GridWorld.yaml behavior section.
+SAC_GRIDWORLD = REPO / "configs/GridWorld_sac.yaml"
 SCENES = {"basic": "Basic", "gridworld": "GridWorld"}
 
 
@@ -77,10 +51,9 @@ def _configs(
     """Trainer configurations by label, each for ``steps`` agent steps."""
     name = SCENES[scene]
     ppo = yaml.safe_load((REPO / f"configs/{name}.yaml").read_text())
-    if scene == "basic":
-        sac: dict[str, Any] = yaml.safe_load(SAC_BASIC.read_text())
-    else:
-        sac = {"behaviors": {name: json.loads(json.dumps(SAC_GRIDWORLD))}}
+    sac: dict[str, Any] = yaml.safe_load(
+        (SAC_BASIC if scene == "basic" else SAC_GRIDWORLD).read_text()
+    )
     if init_entcoef is not None:
         sac["behaviors"][name]["hyperparameters"]["init_entcoef"] = init_entcoef
     sac["env_settings"] = dict(ppo["env_settings"])

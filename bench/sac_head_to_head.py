@@ -52,35 +52,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VENV = Path("/tmp/mlagents-learn-venv")
 SAC_BASIC = REPO / "tests/fixtures/mlagents-r21/configs/sac/Basic.yaml"
-# ML-Agents release 21, config/sac/GridWorld.yaml, behavior section. (Older releases also had
-# ``output_path: default`` and ``threaded: true``; release 21 dropped both keys, as its
-# sac/Basic.yaml in the fixtures shows.)
-SAC_GRIDWORLD: dict[str, Any] = {
-    "trainer_type": "sac",
-    "hyperparameters": {
-        "learning_rate": 0.0003,
-        "learning_rate_schedule": "constant",
-        "batch_size": 128,
-        "buffer_size": 50000,
-        "buffer_init_steps": 1000,
-        "tau": 0.005,
-        "steps_per_update": 10.0,
-        "save_replay_buffer": False,
-        "init_entcoef": 0.5,
-        "reward_signal_steps_per_update": 10.0,
-    },
-    "network_settings": {
-        "normalize": False,
-        "hidden_units": 128,
-        "num_layers": 1,
-        "vis_encode_type": "simple",
-    },
-    "reward_signals": {"extrinsic": {"gamma": 0.9, "strength": 1.0}},
-    "keep_checkpoints": 5,
-    "max_steps": 500000,
-    "time_horizon": 5,
-    "summary_freq": 20000,
-}
+# ML-Agents release 21's config/sac/GridWorld.yaml behavior section.
+SAC_GRIDWORLD = REPO / "configs/GridWorld_sac.yaml"
 REWARD_TAG = "Environment/Cumulative Reward"
 TRAINERS = ("mlagents-learn", "unity-sb3")
 STOP_TIMEOUT_S = 120  # from SIGINT to exit (both save a checkpoint first)
@@ -91,7 +64,8 @@ def sac_config(scene: str, summary_freq: int) -> dict[str, Any]:
     if scene == "Basic":
         config: dict[str, Any] = yaml.safe_load(SAC_BASIC.read_text())
     elif scene == "GridWorld":
-        config = {"behaviors": {"GridWorld": json.loads(json.dumps(SAC_GRIDWORLD))}}
+        config = yaml.safe_load(SAC_GRIDWORLD.read_text())
+        del config["env_settings"]  # the player comes from --env
     else:
         raise SystemExit(f"no ML-Agents SAC configuration for {scene!r} (Basic, GridWorld)")
     config["behaviors"][scene]["summary_freq"] = summary_freq

@@ -71,9 +71,10 @@ def test_every_fixture_config_translates(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_point_at_builtin_players(path: Path) -> None:
+    player = path.stem.split("_")[0]  # <Player>.yaml or <Player>_<variant>.yaml
     options = load_run_options(path)
-    assert options.env_settings.env_path == f"builtin:{path.stem}"
-    assert list(options.behaviors) == [path.stem]
+    assert options.env_settings.env_path == f"builtin:{player}"
+    assert list(options.behaviors) == [player]
 
 
 def test_ppo_rules() -> None:
