@@ -5,8 +5,9 @@
 
 For each built-in player (Basic, GridWorld) and seed, both trainers train ML-Agents' own SAC
 configuration of the scene (release 21 ``config/sac/<Scene>.yaml``: Basic's is the test fixture,
-GridWorld's is embedded below) on the same player launcher (``unity-sb3 env-executable``: the
-built-in player behaving like a Unity build, which is how mlagents-learn can start it), with the
+GridWorld's is ``configs/GridWorld_sac.yaml``) on the same player launcher
+(``unity-sb3 env-executable``: the built-in player behaving like a Unity build, which is how
+mlagents-learn can start it), with the
 same ``--num-envs``, ``--num-areas`` and ``--seed``, for the same wall-clock budget counted from
 the moment the trainer process starts (imports and player start-up included). At the deadline
 the trainer gets SIGINT (Ctrl+C: both save a final checkpoint and stop their players); the
