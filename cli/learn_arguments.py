@@ -57,6 +57,7 @@ FLAG_TARGETS: dict[str, tuple[str | None, str]] = {
     "inference": ("checkpoint_settings", "--inference"),
     "results_dir": ("checkpoint_settings", "--results-dir"),
     "device": ("torch_settings", "--torch-device"),
+    "num_threads": ("torch_settings", "--torch-threads"),
     "debug": (None, "--debug"),
 }
 
@@ -349,6 +350,15 @@ def add_learn_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         action=_Explicit,
         help='torch device to train on, e.g. "cpu", "cuda", "cuda:0" (default: automatic)',
+    )
+    torch_group.add_argument(
+        "--torch-threads",
+        dest="num_threads",
+        default=None,
+        type=int,
+        action=_Explicit,
+        help="torch CPU threads (default: half the cores, 1 to 4, as mlagents-learn; "
+        "OMP_NUM_THREADS when set)",
     )
 
 

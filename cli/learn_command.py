@@ -28,6 +28,7 @@ from cli.learn_arguments import add_learn_arguments, resolve_run_options
 from cli.run_artifacts import RunDirectory, remove_partial_files, write_json, write_yaml
 from cli.run_timers import RunTimers
 from cli.sb3_translation import TranslationError, plans_for
+from cli.torch_threads import configure_torch_threads
 from cli.training_config import RunOptions, SACSettings, check_demo_paths, to_resolved_dict
 from cli.training_environment import environment_parameters, player_notes, worker_settings
 from cli.training_stats import BehaviorStats
@@ -106,6 +107,9 @@ def run_learn(options: RunOptions) -> int:
     """Train as ``options`` say; returns the exit code."""
     check_demo_paths(options)
     run, mode = _prepare_run_directory(options)
+    torch_threads = configure_torch_threads(options.torch_settings.num_threads)
+    if torch_threads is not None:
+        logger.debug("torch trains with %d CPU thread(s).", torch_threads)
     timers = RunTimers()
     write_yaml(run.configuration, to_resolved_dict(options))
     stop = threading.Event()

@@ -595,9 +595,20 @@ class CheckpointSettings(_Section):
 
 
 class TorchSettings(_Section):
-    """``--torch-device``: e.g. ``cpu``, ``cuda``, ``cuda:0``; None picks automatically."""
+    """``--torch-device``: e.g. ``cpu``, ``cuda``, ``cuda:0``; None picks automatically.
+    ``num_threads`` (``--torch-threads``, not in mlagents-learn): torch's CPU threads; None
+    takes mlagents-learn's rule (half the cores, 1 to 4) unless ``OMP_NUM_THREADS`` is set."""
 
     device: str | None = None
+    num_threads: PositiveInt | None = None
+
+    @model_serializer(mode="wrap")
+    def _mlagents_layout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``num_threads`` is written only when set, so mlagents-learn reads the file."""
+        data: dict[str, Any] = handler(self)
+        if data.get("num_threads") is None:
+            data.pop("num_threads", None)
+        return data
 
 
 _SECTIONS = ("env_settings", "engine_settings", "checkpoint_settings", "torch_settings")

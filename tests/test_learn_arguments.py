@@ -107,6 +107,8 @@ def test_flags_names_and_defaults_are_mlagents_learns() -> None:
         "--no-graphics-monitor",
         "--timeout-wait",
         "--torch-device",
+        # Ours, beyond mlagents-learn: torch's CPU threads (mlagents-learn fixes them).
+        "--torch-threads",
     }
     args = _parse()
     assert args.trainer_config_path is None
@@ -301,3 +303,26 @@ def test_explicit_flags_are_not_shared_between_parses() -> None:
     assert explicit_flags(first) == {"debug"}
     assert explicit_flags(second) == frozenset()
     assert getattr(second, EXPLICIT_DEST) == frozenset()
+
+
+def test_torch_threads_flag_and_default_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from cli import torch_threads
+
+    assert _resolve("--torch-threads=3").torch_settings.num_threads == 3
+    assert _resolve().torch_settings.num_threads is None
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+        for cores, expected in [(1, 1), (2, 1), (6, 3), (16, 4)]:
+            monkeypatch.setattr(torch_threads, "available_cpus", lambda n=cores: n)
+            assert torch_threads.configure_torch_threads(None) == expected
+            assert torch.get_num_threads() == expected
+        assert torch_threads.configure_torch_threads(2) == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        assert torch_threads.configure_torch_threads(None) is None
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
