@@ -58,66 +58,69 @@ class MaskedDictReplayBufferSamples(NamedTuple):
     action_masks: th.Tensor
 
 
-class _MaskStore:
-    """The mask array and the mask waiting for the next ``add``."""
+class _TransitionFields(NamedTuple):
+    """The sampled fields both buffer kinds share, and the environments sampled."""
 
-    def __init__(self, buffer_size: int, n_envs: int, action_space: spaces.Space[Any]) -> None:
-        width = sum(action_branches(action_space))
-        self.masks = np.ones((buffer_size, n_envs, width), dtype=bool)
-        self.pending: np.ndarray | None = None
-
-    def set_next(self, masks: np.ndarray | None, n_envs: int) -> None:
-        self.pending = None if masks is None else np.asarray(masks, dtype=bool).reshape(n_envs, -1)
-
-    def store(self, pos: int) -> None:
-        self.masks[pos] = True if self.pending is None else self.pending
-        self.pending = None
+    envs: np.ndarray
+    actions: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    action_masks: th.Tensor
 
 
-class MaskedReplayBuffer(ReplayBuffer):
-    """SB3's ``ReplayBuffer`` plus the action mask of every transition."""
+class _ActionMaskStorage:
+    """What both buffers add to SB3's: the mask array, the mask waiting for the next ``add``,
+    and the fields every sample shares. Mixed in before the SB3 buffer class."""
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any],
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-    ) -> None:
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-        )
-        self._masks = _MaskStore(self.buffer_size, self.n_envs, action_space)
+    # Set by SB3's buffers.
+    buffer_size: int
+    n_envs: int
+    pos: int
+    action_space: spaces.Space[Any]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    timeouts: np.ndarray
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        width = sum(action_branches(self.action_space))
+        self._action_masks = np.ones((self.buffer_size, self.n_envs, width), dtype=bool)
+        self._pending_masks: np.ndarray | None = None
 
     @property
     def action_masks(self) -> np.ndarray:
         """``[buffer_size, n_envs, sum(branches)]`` stored masks (True = allowed)."""
-        return self._masks.masks
+        return self._action_masks
 
     def set_next_action_masks(self, masks: np.ndarray | None) -> None:
         """The masks (``[n_envs, sum(branches)]``) of the transitions the next ``add`` stores."""
-        self._masks.set_next(masks, self.n_envs)
+        self._pending_masks = (
+            None if masks is None else np.asarray(masks, dtype=bool).reshape(self.n_envs, -1)
+        )
 
-    def add(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        self._masks.store(self.pos)
-        super().add(obs, next_obs, action, reward, done, infos)
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self._action_masks[self.pos] = True if self._pending_masks is None else self._pending_masks
+        self._pending_masks = None
+        super().add(*args, **kwargs)  # type: ignore[misc]
+
+    def _shared_fields(self, batch_inds: np.ndarray, env: VecNormalize | None) -> _TransitionFields:
+        envs = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        dones = self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])
+        rewards = self.rewards[batch_inds, envs].reshape(-1, 1)
+        to_torch = self.to_torch  # type: ignore[attr-defined]
+        normalize_reward = self._normalize_reward  # type: ignore[attr-defined]
+        return _TransitionFields(
+            envs=envs,
+            actions=to_torch(self.actions[batch_inds, envs]),
+            dones=to_torch(dones.reshape(-1, 1)),
+            rewards=to_torch(normalize_reward(rewards, env)),
+            action_masks=to_torch(self._action_masks[batch_inds, envs].astype(np.float32)),
+        )
+
+
+class MaskedReplayBuffer(_ActionMaskStorage, ReplayBuffer):
+    """SB3's ``ReplayBuffer`` plus the action mask of every transition."""
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None
@@ -127,7 +130,8 @@ class MaskedReplayBuffer(ReplayBuffer):
     def _get_samples(  # type: ignore[override]
         self, batch_inds: np.ndarray, env: VecNormalize | None = None
     ) -> MaskedReplayBufferSamples:
-        envs = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        shared = self._shared_fields(batch_inds, env)
+        envs = shared.envs
         if self.optimize_memory_usage:
             next_rows = self.observations[(batch_inds + 1) % self.buffer_size, envs, :]
         else:
@@ -135,62 +139,18 @@ class MaskedReplayBuffer(ReplayBuffer):
         obs = self._normalize_obs(self.observations[batch_inds, envs], env)
         next_obs = self._normalize_obs(next_rows, env)
         assert isinstance(obs, np.ndarray) and isinstance(next_obs, np.ndarray)
-        dones = self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])
-        rewards = self.rewards[batch_inds, envs].reshape(-1, 1)
         return MaskedReplayBufferSamples(
             observations=self.to_torch(obs),
-            actions=self.to_torch(self.actions[batch_inds, envs]),
+            actions=shared.actions,
             next_observations=self.to_torch(next_obs),
-            dones=self.to_torch(dones.reshape(-1, 1)),
-            rewards=self.to_torch(self._normalize_reward(rewards, env)),
-            action_masks=self.to_torch(self.action_masks[batch_inds, envs].astype(np.float32)),
+            dones=shared.dones,
+            rewards=shared.rewards,
+            action_masks=shared.action_masks,
         )
 
 
-class MaskedDictReplayBuffer(DictReplayBuffer):
+class MaskedDictReplayBuffer(_ActionMaskStorage, DictReplayBuffer):
     """SB3's ``DictReplayBuffer`` plus the action mask of every transition."""
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space[Any],
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-    ) -> None:
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-        )
-        self._masks = _MaskStore(self.buffer_size, self.n_envs, action_space)
-
-    @property
-    def action_masks(self) -> np.ndarray:
-        """``[buffer_size, n_envs, sum(branches)]`` stored masks (True = allowed)."""
-        return self._masks.masks
-
-    def set_next_action_masks(self, masks: np.ndarray | None) -> None:
-        """The masks (``[n_envs, sum(branches)]``) of the transitions the next ``add`` stores."""
-        self._masks.set_next(masks, self.n_envs)
-
-    def add(  # type: ignore[override]
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        self._masks.store(self.pos)
-        super().add(obs, next_obs, action, reward, done, infos)
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None
@@ -200,20 +160,19 @@ class MaskedDictReplayBuffer(DictReplayBuffer):
     def _get_samples(  # type: ignore[override]
         self, batch_inds: np.ndarray, env: VecNormalize | None = None
     ) -> MaskedDictReplayBufferSamples:
-        envs = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        shared = self._shared_fields(batch_inds, env)
 
         def gather(stored: dict[str, np.ndarray]) -> TensorDict:
-            picked = self._normalize_obs({k: v[batch_inds, envs] for k, v in stored.items()}, env)
+            rows = {key: value[batch_inds, shared.envs] for key, value in stored.items()}
+            picked = self._normalize_obs(rows, env)
             assert isinstance(picked, dict)
             return {key: self.to_torch(value) for key, value in picked.items()}
 
-        dones = self.dones[batch_inds, envs] * (1 - self.timeouts[batch_inds, envs])
-        rewards = self.rewards[batch_inds, envs].reshape(-1, 1)
         return MaskedDictReplayBufferSamples(
             observations=gather(self.observations),
-            actions=self.to_torch(self.actions[batch_inds, envs]),
+            actions=shared.actions,
             next_observations=gather(self.next_observations),
-            dones=self.to_torch(dones.reshape(-1, 1)),
-            rewards=self.to_torch(self._normalize_reward(rewards, env)),
-            action_masks=self.to_torch(self.action_masks[batch_inds, envs].astype(np.float32)),
+            dones=shared.dones,
+            rewards=shared.rewards,
+            action_masks=shared.action_masks,
         )
