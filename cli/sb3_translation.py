@@ -14,7 +14,12 @@ from typing import Any
 
 from torch import nn
 
-from cli.training_config import PPOSettings, RunOptions, TrainerSettings
+from cli.training_config import NetworkSettings, PPOSettings, RunOptions, TrainerSettings
+from sb3_ext.networks import (
+    ObservationEncoderExtractor,
+    VisualEncoderExtractor,
+    check_resolution,
+)
 from sb3_ext.schedules import (
     BETA_FLOOR,
     EPSILON_FLOOR,
@@ -24,6 +29,7 @@ from sb3_ext.schedules import (
 )
 from unity_gym.base_env import (
     BehaviorSpec,
+    ObservationSpec,
     ObservationType,
     behavior_name_without_team,
     team_id,
@@ -227,7 +233,7 @@ def translate_behavior(
             "ent_coef": f"auto_{hyper.init_entcoef}",
         }
     if visual:
-        _visual_encoder(network.vis_encode_type, notes)
+        policy_kwargs.update(_visual_encoder(behavior, network, visual, multi))
     if multi:
         policy = "MultiInput" + base
     elif visual:
@@ -268,12 +274,24 @@ def _extrinsic(settings: TrainerSettings, notes: list[str]) -> tuple[float, floa
     return extrinsic.gamma, extrinsic.strength
 
 
-def _visual_encoder(kind: str, notes: list[str]) -> None:
-    if kind != "nature_cnn":
-        notes.append(
-            f"network_settings.vis_encode_type={kind}: visual observations use SB3's NatureCNN "
-            "encoder."
-        )
+def _visual_encoder(
+    behavior: str, network: NetworkSettings, visual: list[ObservationSpec], multi: bool
+) -> dict[str, Any]:
+    """``policy_kwargs`` entries for ML-Agents' ``vis_encode_type`` encoder, ``hidden_units``
+    features per image (other observations are passed through, as in ML-Agents)."""
+    for spec in visual:
+        try:
+            check_resolution(network.vis_encode_type, spec.shape[1], spec.shape[2])
+        except ValueError as err:
+            raise TranslationError(f"Behavior {behavior}: {err}") from None
+    extractor = ObservationEncoderExtractor if multi else VisualEncoderExtractor
+    return {
+        "features_extractor_class": extractor,
+        "features_extractor_kwargs": {
+            "encoder": network.vis_encode_type,
+            "output_size": network.hidden_units,
+        },
+    }
 
 
 def _unsupported_sections(settings: TrainerSettings, notes: list[str]) -> None:

@@ -8,6 +8,8 @@
 - ``reward_scale``: a VecEnv wrapper for the extrinsic reward's ``strength``.
 - ``algorithms``: algorithms SB3 lacks: ``DiscreteSAC``, ML-Agents' SAC for discrete and
   multi-branch discrete actions with action masks.
+- ``networks``: networks SB3 lacks: ML-Agents' visual encoders (``vis_encode_type``) as SB3
+  features extractors.
 
 GAIL, curiosity, RND, behavioural cloning, self-play and curricula arrive with their issues.
 """

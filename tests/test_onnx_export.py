@@ -19,6 +19,11 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sb3_ext.algorithms import DiscreteSAC
+from sb3_ext.networks import (
+    VISUAL_ENCODER_TYPES,
+    ObservationEncoderExtractor,
+    VisualEncoderExtractor,
+)
 from sb3_ext.onnx_export import (
     ModelInterface,
     TensorInfo,
@@ -40,8 +45,9 @@ REFERENCES = FIXTURES / "onnx"
 TINY = {"net_arch": [8]}
 SENTIS_OPS = {
     "Add", "ArgMax", "Clip", "Concat", "Constant", "Conv", "Div", "Exp", "Flatten", "Gemm",
-    "Identity", "Log", "LSTM", "MatMul", "Mul", "Multinomial", "RandomNormalLike", "Relu",
-    "Reshape", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "Identity", "LeakyRelu", "Log", "LSTM", "MatMul", "MaxPool", "Mul", "Multinomial",
+    "RandomNormalLike", "Relu", "Reshape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze",
+    "Sub", "Tanh", "Transpose", "Unsqueeze",
 }  # fmt: skip
 
 
@@ -309,6 +315,40 @@ def test_cnn_policy_takes_unity_visual_observations(
     obs = unity_obs(spec, 8)
     expected, _ = model.predict(training_obs(spec, obs, visual_dtype), deterministic=True)
     out = run(path, feed_of(obs, action_masks=np.ones((8, 3), np.float32)))
+    np.testing.assert_array_equal(out["deterministic_discrete_actions"][:, 0], expected)
+
+
+# ML-Agents' encoders (vis_encode_type), alone and with a vector beside; 36x40 fits them all.
+ENCODER_SPECS = {
+    "image": (spec_of([visual((3, 36, 40), "camera")], branches=(3,)), "CnnPolicy"),
+    "image+vector": (
+        spec_of([visual((3, 36, 40), "camera"), vector(5, "ray")], branches=(3,)),
+        "MultiInputPolicy",
+    ),
+}
+
+
+@pytest.mark.parametrize("observations", sorted(ENCODER_SPECS))
+@pytest.mark.parametrize("encoder", VISUAL_ENCODER_TYPES)
+@pytest.mark.parametrize("algo", [PPO, DiscreteSAC])
+def test_mlagents_visual_encoders_export(
+    tmp_path: Path, algo: type, encoder: str, observations: str
+) -> None:
+    spec, policy = ENCODER_SPECS[observations]
+    extractor = VisualEncoderExtractor if policy == "CnnPolicy" else ObservationEncoderExtractor
+    kwargs = {
+        "net_arch": [8],
+        "features_extractor_class": extractor,
+        "features_extractor_kwargs": {"encoder": encoder, "output_size": 8},
+    }
+    model = make(algo, spec, policy, policy_kwargs=kwargs)
+    path = export(model, spec, tmp_path)  # checked against the spec and the torch graph
+    interface = inspect_onnx(path)
+    assert interface.input("obs_0") == TensorInfo("obs_0", ("batch", 3, 36, 40), "float32")
+    assert check_against_spec(interface, spec) == []
+    obs = unity_obs(spec, 16)
+    out = run(path, feed_of(obs, action_masks=np.ones((16, 3), np.float32)))
+    expected, _ = model.predict(training_obs(spec, obs), deterministic=True)
     np.testing.assert_array_equal(out["deterministic_discrete_actions"][:, 0], expected)
 
 

@@ -11,6 +11,7 @@ pytest.importorskip("sb3_contrib")
 
 from cli.sb3_translation import TranslationError, translate_behavior
 from cli.training_config import RunOptions, load_run_options, parse_run_options
+from sb3_ext.networks import ObservationEncoderExtractor
 from tests.conftest import CURRENT_CONFIG_NAMES, FIXTURES, LEGACY_TRAINER_CONFIG_NAMES, REPO
 from unity_gym.base_env import (
     ActionSpec,
@@ -138,7 +139,12 @@ def test_discrete_memory_and_multi_observation_choices() -> None:
     assert any(note.startswith("action masks: RecurrentPPO") for note in plan.notes)
     multi = _plan({"network_settings": {"vis_encode_type": "resnet"}}, VISUAL_MULTI)
     assert multi.policy == "MultiInputPolicy"
-    assert any("vis_encode_type=resnet" in note for note in multi.notes)
+    assert multi.kwargs["policy_kwargs"]["features_extractor_class"] is ObservationEncoderExtractor
+    assert multi.kwargs["policy_kwargs"]["features_extractor_kwargs"] == {
+        "encoder": "resnet",
+        "output_size": 128,
+    }
+    assert not any("vis_encode_type" in note for note in multi.notes)
 
 
 def test_sac_rules() -> None:
