@@ -25,7 +25,10 @@ Read from each run's folder:
 
 The only change to ML-Agents' configurations is ``summary_freq`` (``--summary-freq``; logging
 only, no effect on learning), set the same for both so that a short budget has several summary
-windows (GridWorld's 20000 would give none). ``max_steps`` stays 500000: the budget ends runs.
+windows (GridWorld's 20000 would give none). ``max_steps`` stays 500000 and the budget ends
+runs, unless ``--max-steps`` sets it: then both trainers stop by themselves at that step count
+(``--seconds`` only caps a run), which compares rewards at equal experience, and agent-steps/s
+is steps over the time the run took.
 
 The script prints every command it runs, a table per scene and the ratios ours/theirs.
 """
@@ -60,8 +63,9 @@ TRAINERS = ("mlagents-learn", "unity-sb3")
 STOP_TIMEOUT_S = 120  # from SIGINT to exit (both save a checkpoint first)
 
 
-def sac_config(scene: str, summary_freq: int) -> dict[str, Any]:
-    """ML-Agents' release-21 SAC configuration of ``scene``, ``summary_freq`` replaced."""
+def sac_config(scene: str, summary_freq: int, max_steps: int | None = None) -> dict[str, Any]:
+    """ML-Agents' release-21 SAC configuration of ``scene``, ``summary_freq`` (and
+    ``max_steps`` when given) replaced."""
     if scene == "Basic":
         config: dict[str, Any] = yaml.safe_load(SAC_BASIC.read_text())
     elif scene == "GridWorld":
@@ -70,6 +74,8 @@ def sac_config(scene: str, summary_freq: int) -> dict[str, Any]:
     else:
         raise SystemExit(f"no ML-Agents SAC configuration for {scene!r} (Basic, GridWorld)")
     config["behaviors"][scene]["summary_freq"] = summary_freq
+    if max_steps is not None:
+        config["behaviors"][scene]["max_steps"] = max_steps
     return config
 
 
@@ -297,6 +303,12 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=180, help="wall-clock budget of each run (180)"
     )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="also end each run at this many agent steps (both trainers stop by themselves; "
+        "compares rewards at equal steps, --seconds then only caps the run)",
+    )
     parser.add_argument("--envs", nargs="+", default=["Basic", "GridWorld"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--num-envs", type=int, default=1, help="players per run (1)")
@@ -347,7 +359,9 @@ def main() -> None:
             print(f"\n$ {shlex.join(command)}", flush=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             config_path = root / f"sac_{scene}.yaml"
-            config_path.write_text(yaml.safe_dump(sac_config(scene, args.summary_freq)))
+            config_path.write_text(
+                yaml.safe_dump(sac_config(scene, args.summary_freq, args.max_steps))
+            )
             print(f"config {config_path}:\n{config_path.read_text()}", end="")
             runs: list[Run] = []
             for seed in args.seeds:
