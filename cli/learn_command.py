@@ -107,9 +107,6 @@ def run_learn(options: RunOptions) -> int:
     """Train as ``options`` say; returns the exit code."""
     check_demo_paths(options)
     run, mode = _prepare_run_directory(options)
-    torch_threads = configure_torch_threads(options.torch_settings.num_threads)
-    if torch_threads is not None:
-        logger.debug("torch trains with %d CPU thread(s).", torch_threads)
     timers = RunTimers()
     write_yaml(run.configuration, to_resolved_dict(options))
     stop = threading.Event()
@@ -129,6 +126,14 @@ def run_learn(options: RunOptions) -> int:
     learners: list[BehaviorLearner] = []
     try:
         plans = plans_for(options, lockstep)
+        visual = any(
+            observation.is_visual
+            for spec in lockstep.specs.values()
+            for observation in spec.observation_specs
+        )
+        torch_threads = configure_torch_threads(options.torch_settings.num_threads, visual)
+        if torch_threads is not None:
+            logger.debug("torch trains with %d CPU thread(s).", torch_threads)
         initialize_from = options.checkpoint_settings.initialize_from
         source = (
             RunDirectory(Path(options.checkpoint_settings.results_dir), initialize_from)

@@ -315,14 +315,17 @@ def test_torch_threads_flag_and_default_rule(monkeypatch: pytest.MonkeyPatch) ->
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
-        for cores, expected in [(1, 1), (2, 1), (6, 3), (16, 4)]:
+        # (cores, threads for vector networks, threads for visual ones)
+        for cores, vector, visual in [(1, 1, 1), (2, 1, 2), (6, 3, 4), (16, 4, 4)]:
             monkeypatch.setattr(torch_threads, "available_cpus", lambda n=cores: n)
-            assert torch_threads.configure_torch_threads(None) == expected
-            assert torch.get_num_threads() == expected
-        assert torch_threads.configure_torch_threads(2) == 2
+            assert torch_threads.configure_torch_threads(None, visual=False) == vector
+            assert torch.get_num_threads() == vector
+            assert torch_threads.configure_torch_threads(None, visual=True) == visual
+            assert torch.get_num_threads() == visual
+        assert torch_threads.configure_torch_threads(2, visual=False) == 2
         monkeypatch.setenv("OMP_NUM_THREADS", "3")
         torch.set_num_threads(3)
-        assert torch_threads.configure_torch_threads(None) is None
+        assert torch_threads.configure_torch_threads(None, visual=True) is None
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
