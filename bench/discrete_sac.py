@@ -11,8 +11,8 @@ same number of agent steps, and uniformly random allowed actions for as many ste
 run's mean episode reward in its last summary window (stochastic actions, as mlagents-learn's
 console line; all episodes for random play), the final model's mean reward played
 deterministically (as ``--inference --deterministic``) on unseen episodes, and agent steps per
-second. Training runs in this process with one torch thread (small networks run fastest on
-one thread on two shared cores). ``--init-entcoef`` replaces ML-Agents' ``init_entcoef`` (the
+second. Training runs in this process with the torch threads ``unity-sb3 learn`` would use
+(see ``cli/torch_threads.py``). ``--init-entcoef`` replaces ML-Agents' ``init_entcoef`` (the
 only change to its configuration besides the step budget and ``summary_freq``), to see how the
 starting entropy coefficient shapes short runs.
 """
@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import VecMonitor
 
 from cli.main import main
+from cli.torch_threads import configure_torch_threads
 from sb3_ext.algorithms import DiscreteSAC
 from unity_gym.sb3_vec_env import UnityVecEnv
 
@@ -162,7 +162,7 @@ def main_bench() -> None:
         default=["random", "DiscreteSAC", "PPO"],
     )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    configure_torch_threads(None, visual=args.scene == "gridworld")
     name = SCENES[args.scene]
     summary = args.summary or max(1, args.steps // 10)
     results: dict[str, list[Run]] = {"random": [], "DiscreteSAC": [], "PPO": []}
