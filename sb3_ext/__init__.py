@@ -10,6 +10,8 @@
   multi-branch discrete actions with action masks.
 - ``networks``: networks SB3 lacks: ML-Agents' visual encoders (``vis_encode_type``) as SB3
   features extractors.
+- ``reward_signals``: ML-Agents' curiosity and RND reward signals for SB3's PPO family (a
+  callback) and SAC family (replay buffers and a callback).
 
-GAIL, curiosity, RND, behavioural cloning, self-play and curricula arrive with their issues.
+GAIL, behavioural cloning, self-play and curricula arrive with their issues.
 """

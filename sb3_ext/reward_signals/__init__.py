@@ -1,0 +1,78 @@
+"""ML-Agents' intrinsic reward signals (curiosity, RND) for Stable-Baselines3.
+
+- ``network_body``: :class:`NetworkBody`, the encoder of every reward model, and
+  :class:`RewardNetworkSettings` (a signal's ``network_settings``).
+- ``actions``: :class:`ActionLayout`, ML-Agents' flattened action for Box, Discrete,
+  MultiDiscrete (and hybrid) actions.
+- ``base``: :class:`Transitions` (the batch type), :class:`RewardSignal` (the interface),
+  :func:`value_head_caveats` (where one SB3 value head differs from ML-Agents' per-signal heads).
+- ``curiosity`` / ``rnd``: :class:`CuriositySignal`, :class:`RNDSignal` and their settings.
+- ``on_policy``: :class:`RewardSignalsCallback` for PPO, RecurrentPPO and MaskablePPO.
+- ``off_policy``: replay buffers that re-evaluate the signals on every sample and
+  :class:`OffPolicyRewardSignalsCallback`, for SAC and DiscreteSAC.
+
+PPO::
+
+    signal = CuriositySignal(model.observation_space, model.action_space, strength=0.02)
+    model.learn(100_000, callback=RewardSignalsCallback([signal]))
+
+SAC::
+
+    model = SAC("MlpPolicy", env, replay_buffer_class=RewardSignalReplayBuffer)
+    signal = RNDSignal(model.observation_space, model.action_space, strength=0.01)
+    model.learn(100_000, callback=OffPolicyRewardSignalsCallback([signal]))
+"""
+
+from sb3_ext.reward_signals.actions import ActionLayout
+from sb3_ext.reward_signals.base import (
+    RewardSignal,
+    Transitions,
+    total_scaled_reward,
+    value_head_caveats,
+)
+from sb3_ext.reward_signals.curiosity import CuriosityNetwork, CuriositySettings, CuriositySignal
+from sb3_ext.reward_signals.network_body import (
+    NetworkBody,
+    Normalizer,
+    RewardNetworkSettings,
+)
+from sb3_ext.reward_signals.off_policy import (
+    OffPolicyRewardSignalsCallback,
+    RewardSignalDictReplayBuffer,
+    RewardSignalMaskedDictReplayBuffer,
+    RewardSignalMaskedReplayBuffer,
+    RewardSignalReplayBuffer,
+    RewardSignalReplayMixin,
+    default_steps_per_update,
+    reward_signal_buffer_class,
+)
+from sb3_ext.reward_signals.on_policy import RewardSignalsCallback
+from sb3_ext.reward_signals.rnd import RNDSettings, RNDSignal
+from sb3_ext.reward_signals.stats import EXTRINSIC_REWARD_STAT, StatsSink
+
+__all__ = [
+    "EXTRINSIC_REWARD_STAT",
+    "ActionLayout",
+    "CuriosityNetwork",
+    "CuriositySettings",
+    "CuriositySignal",
+    "NetworkBody",
+    "Normalizer",
+    "OffPolicyRewardSignalsCallback",
+    "RNDSettings",
+    "RNDSignal",
+    "RewardNetworkSettings",
+    "RewardSignal",
+    "RewardSignalDictReplayBuffer",
+    "RewardSignalMaskedDictReplayBuffer",
+    "RewardSignalMaskedReplayBuffer",
+    "RewardSignalReplayBuffer",
+    "RewardSignalReplayMixin",
+    "RewardSignalsCallback",
+    "StatsSink",
+    "Transitions",
+    "default_steps_per_update",
+    "reward_signal_buffer_class",
+    "total_scaled_reward",
+    "value_head_caveats",
+]
