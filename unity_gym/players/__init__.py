@@ -27,6 +27,7 @@ from unity_gym.base_env import BehaviorSpec
 from unity_gym.players.ball3d import Ball3DTask
 from unity_gym.players.basic import BasicTask
 from unity_gym.players.gridworld import GridWorldTask
+from unity_gym.players.pyramids import PyramidsTask
 from unity_gym.players.task import Task
 from unity_gym.players.tennis import TennisTeam0, TennisTeam1
 
@@ -99,6 +100,12 @@ _PLAYERS = (
         "1v1 side-view tennis for self-play: behaviors Tennis?team=0 and Tennis?team=1, one "
         "agent each per area, 12 mirrored floats, 2 continuous actions, +1/-1 per point.",
         (TennisTeam0, TennisTeam1),
+    ),
+    PlayerInfo(
+        "Pyramids",
+        "Press the switch, then reach the gold brick of the pyramid it raises; sparse +2, "
+        "3 ray sensors of 56 floats + 4 floats, 5 discrete actions.",
+        (PyramidsTask,),
     ),
 )
 
