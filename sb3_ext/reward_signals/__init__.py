@@ -26,6 +26,7 @@ SAC::
 from sb3_ext.reward_signals.actions import ActionLayout
 from sb3_ext.reward_signals.base import (
     RewardSignal,
+    SignalSettings,
     Transitions,
     total_scaled_reward,
     value_head_caveats,
@@ -69,6 +70,7 @@ __all__ = [
     "RewardSignalReplayBuffer",
     "RewardSignalReplayMixin",
     "RewardSignalsCallback",
+    "SignalSettings",
     "StatsSink",
     "Transitions",
     "default_steps_per_update",

@@ -10,16 +10,18 @@ run continues exactly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
-from sb3_ext.reward_signals.network_body import ObsTensor
+from sb3_ext.reward_signals.actions import ActionLayout
+from sb3_ext.reward_signals.network_body import ObsTensor, RewardNetworkSettings
 
 ObsArray = np.ndarray | Mapping[str, np.ndarray]
 
@@ -200,3 +202,33 @@ def value_head_caveats(signals: Sequence[RewardSignal], gamma: float) -> list[st
                 "(ignore_done); here its returns end with the episode."
             )
     return notes
+
+
+@dataclass
+class SignalSettings:
+    """A signal's section of ML-Agents' ``reward_signals`` (common keys, ML-Agents' defaults)
+    and how to build the signal from it; subclasses name the signal class."""
+
+    strength: float = 1.0
+    gamma: float = 0.99
+    learning_rate: float = 3e-4
+    network_settings: RewardNetworkSettings = field(default_factory=RewardNetworkSettings)
+
+    signal_class: ClassVar[Callable[..., RewardSignal]]
+
+    def build(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any] | ActionLayout | None = None,
+        device: th.device | str = "auto",
+    ) -> RewardSignal:
+        """The signal for a model's observation and action spaces."""
+        return self.signal_class(
+            observation_space,
+            action_space,
+            strength=self.strength,
+            gamma=self.gamma,
+            learning_rate=self.learning_rate,
+            network_settings=self.network_settings,
+            device=device,
+        )

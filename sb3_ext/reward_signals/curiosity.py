@@ -17,8 +17,8 @@ as in ML-Agents.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch as th
@@ -26,7 +26,7 @@ from gymnasium import spaces
 from torch import nn
 
 from sb3_ext.reward_signals.actions import ActionLayout
-from sb3_ext.reward_signals.base import RewardSignal, Transitions
+from sb3_ext.reward_signals.base import RewardSignal, SignalSettings, Transitions
 from sb3_ext.reward_signals.network_body import (
     NetworkBody,
     RewardNetworkSettings,
@@ -105,32 +105,6 @@ class CuriosityNetwork(nn.Module):
             one_hot = self.layout.one_hot(discrete)
             loss = loss + th.mean(th.sum(-th.log(probs + LOG_EPSILON) * one_hot, dim=1))
         return loss
-
-
-@dataclass
-class CuriositySettings:
-    """ML-Agents' ``CuriositySettings`` (``reward_signals.curiosity``) and its defaults."""
-
-    strength: float = 1.0
-    gamma: float = 0.99
-    learning_rate: float = 3e-4
-    network_settings: RewardNetworkSettings = field(default_factory=RewardNetworkSettings)
-
-    def build(
-        self,
-        observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any] | ActionLayout,
-        device: th.device | str = "auto",
-    ) -> CuriositySignal:
-        return CuriositySignal(
-            observation_space,
-            action_space,
-            strength=self.strength,
-            gamma=self.gamma,
-            learning_rate=self.learning_rate,
-            network_settings=self.network_settings,
-            device=device,
-        )
 
 
 class CuriositySignal(RewardSignal):
@@ -218,3 +192,10 @@ class CuriositySignal(RewardSignal):
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.has_updated_once = bool(state.get("has_updated_once", False))
+
+
+@dataclass
+class CuriositySettings(SignalSettings):
+    """ML-Agents' ``CuriositySettings`` (``reward_signals.curiosity``) and its defaults."""
+
+    signal_class: ClassVar[Callable[..., RewardSignal]] = CuriositySignal

@@ -10,7 +10,8 @@ into the network's normaliser after encoding it, as ML-Agents does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch as th
@@ -18,34 +19,8 @@ from gymnasium import spaces
 from torch import nn
 
 from sb3_ext.reward_signals.actions import ActionLayout
-from sb3_ext.reward_signals.base import RewardSignal, Transitions
+from sb3_ext.reward_signals.base import RewardSignal, SignalSettings, Transitions
 from sb3_ext.reward_signals.network_body import NetworkBody, RewardNetworkSettings
-
-
-@dataclass
-class RNDSettings:
-    """ML-Agents' ``RNDSettings`` (``reward_signals.rnd``) and its defaults."""
-
-    strength: float = 1.0
-    gamma: float = 0.99
-    learning_rate: float = 1e-4
-    network_settings: RewardNetworkSettings = field(default_factory=RewardNetworkSettings)
-
-    def build(
-        self,
-        observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any] | ActionLayout | None = None,
-        device: th.device | str = "auto",
-    ) -> RNDSignal:
-        return RNDSignal(
-            observation_space,
-            action_space,
-            strength=self.strength,
-            gamma=self.gamma,
-            learning_rate=self.learning_rate,
-            network_settings=self.network_settings,
-            device=device,
-        )
 
 
 class RNDSignal(RewardSignal):
@@ -108,3 +83,12 @@ class RNDSignal(RewardSignal):
         loss.backward()
         self.optimizer.step()
         return {"Losses/RND Loss": float(loss.item())}
+
+
+@dataclass
+class RNDSettings(SignalSettings):
+    """ML-Agents' ``RNDSettings`` (``reward_signals.rnd``): learning rate 1e-4 by default."""
+
+    learning_rate: float = 1e-4
+
+    signal_class: ClassVar[Callable[..., RewardSignal]] = RNDSignal
