@@ -10,7 +10,7 @@ features extractor, as in SB3.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -181,6 +181,8 @@ class DiscreteSACPolicy(BasePolicy):
     actor: DiscreteActor
     critic: DiscreteSACCritic
     value_target: StateNetwork
+    # The extractor when none is given: what the Mlp, Cnn and MultiInput aliases differ in.
+    default_features_extractor: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
 
     def __init__(
         self,
@@ -189,7 +191,7 @@ class DiscreteSACPolicy(BasePolicy):
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
@@ -199,7 +201,7 @@ class DiscreteSACPolicy(BasePolicy):
         super().__init__(
             observation_space,
             action_space,
-            features_extractor_class,
+            features_extractor_class or self.default_features_extractor,
             features_extractor_kwargs,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
@@ -303,41 +305,13 @@ class DiscreteSACPolicy(BasePolicy):
 class DiscreteSACCnnPolicy(DiscreteSACPolicy):
     """:class:`DiscreteSACPolicy` with SB3's ``NatureCNN`` for image observations."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any],
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
+    default_features_extractor = NatureCNN
 
 
 class DiscreteSACMultiInputPolicy(DiscreteSACPolicy):
     """:class:`DiscreteSACPolicy` with SB3's ``CombinedExtractor`` for Dict observations."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any],
-        lr_schedule: Schedule,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
+    default_features_extractor = CombinedExtractor
 
 
 MlpPolicy = DiscreteSACPolicy
