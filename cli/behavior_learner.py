@@ -8,11 +8,16 @@ runs ``learn`` with a callback that writes summaries and checkpoints and stops w
 When it ends, for any reason, it saves a final checkpoint and keeps acting for its behavior
 with the trained policy so that other behaviors can go on training.
 
+Curiosity and RND (``reward_signals``) are :mod:`sb3_ext.reward_signals` signals, attached
+through :class:`RewardSignalsCallback` (PPO family) or a reward-signal replay buffer and
+:class:`OffPolicyRewardSignalsCallback` (SAC family); their stats go to the behavior's summaries.
+
 Checkpoints: ``<Behavior>-<step>.zip`` (SB3's format: weights, optimizer, step count), beside
 it ``.normalizer.npz`` (VecNormalize statistics, no pickle), ``.replay.pkl`` (SAC and
-DiscreteSAC with ``save_replay_buffer``) and ``.onnx``; then ``checkpoint.json`` is replaced to
-point at the complete set. ``--resume`` follows that pointer, so a run killed at any moment
-resumes from its last complete checkpoint.
+DiscreteSAC with ``save_replay_buffer``), ``.reward_signals.pt`` (reward models and their
+optimizers, tensors only) and ``.onnx`` (the policy alone); then ``checkpoint.json`` is
+replaced to point at the complete set. ``--resume`` follows that pointer, so a run killed at
+any moment resumes from its last complete checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
@@ -47,6 +53,11 @@ from cli.run_timers import RunTimers
 from cli.sb3_translation import NORMALIZED_OBSERVATION_CLIP, Sb3Plan
 from cli.training_stats import CUMULATIVE_REWARD, EPISODE_LENGTH, BehaviorStats, SB3StatsBridge
 from sb3_ext.reward_scale import VecRewardScale
+from sb3_ext.reward_signals import (
+    OffPolicyRewardSignalsCallback,
+    RewardSignal,
+    RewardSignalsCallback,
+)
 from sb3_ext.schedules import EntropyCoefficientSchedule
 from unity_gym.agent_slots import SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
@@ -57,6 +68,7 @@ logger = logging.getLogger("unity_sb3")
 
 Mode = Literal["train", "resume", "inference"]
 POINTER = "checkpoint.json"
+REWARD_SIGNALS_SUFFIX = ".reward_signals.pt"
 # Algorithms whose predict takes Unity's action masks.
 MASKED_ALGORITHMS = ("MaskablePPO", "DiscreteSAC")
 
@@ -94,6 +106,7 @@ class InitialWeights:
     model: Path
     normalizer: Path | None
     origin: str  # the setting that chose it, for messages
+    reward_signals: Path | None = None  # reward models saved beside the weights
 
 
 def read_pointer(run: RunDirectory, name: str) -> dict[str, Any] | None:
@@ -142,10 +155,7 @@ def resolve_init_path(
                 f"{what}, a folder without a unity-sb3 checkpoint (no {path / POINTER}){hint}. "
                 f"{accepted}."
             )
-        normalizer = pointer.get("normalizer")
-        return InitialWeights(
-            path / pointer["model"], path / normalizer if normalizer else None, origin
-        )
+        return _weights_from_pointer(path, pointer, origin)
     if path.is_file():
         if path.suffix != ".zip":
             raise ConfigError(
@@ -154,10 +164,27 @@ def resolve_init_path(
                 f"model. {accepted}."
             )
         normalizer_file = path.with_name(f"{path.stem}.normalizer.npz")
-        return InitialWeights(path, normalizer_file if normalizer_file.is_file() else None, origin)
+        signals_file = path.with_name(f"{path.stem}{REWARD_SIGNALS_SUFFIX}")
+        return InitialWeights(
+            path,
+            normalizer_file if normalizer_file.is_file() else None,
+            origin,
+            signals_file if signals_file.is_file() else None,
+        )
     raise ConfigError(
         f"{what}, which does not exist (looked for {path.absolute()}). {accepted}; a relative "
         "path is taken from the current directory."
+    )
+
+
+def _weights_from_pointer(folder: Path, pointer: dict[str, Any], origin: str) -> InitialWeights:
+    normalizer = pointer.get("normalizer")
+    signals = pointer.get("reward_signals")
+    return InitialWeights(
+        folder / pointer["model"],
+        folder / normalizer if normalizer else None,
+        origin,
+        folder / signals if signals else None,
     )
 
 
@@ -193,6 +220,7 @@ class BehaviorLearner:
                 )
                 venv = self.normalizer
         self.venv = venv
+        self.signals: dict[str, RewardSignal] = {}
         self.model = self._build_model()
         self._last_checkpoint_step = -1
 
@@ -210,6 +238,11 @@ class BehaviorLearner:
                     "a new run without --resume/--inference."
                 )
             model = self._load(cls, setup.run, pointer)
+            if setup.mode == "resume":
+                self.signals = self._build_signals(model)
+                saved = pointer.get("reward_signals")
+                folder = setup.run.behavior_dir(setup.name)
+                self._restore_signals(folder / saved if saved else None, "--resume")
             logger.info("Resuming %s from step %d.", setup.name, model.num_timesteps)
             if setup.init_path is not None:
                 logger.warning(
@@ -227,9 +260,12 @@ class BehaviorLearner:
                 verbose=0,
                 **plan.kwargs,
             )
+            self.signals = self._build_signals(model)
             weights = self._initial_weights()
             if weights is not None:
                 self._initialize(model, weights)
+                if self.signals:
+                    self._restore_signals(weights.reward_signals, weights.origin)
         bridge = SB3StatsBridge(setup.stats, plan.algorithm)
         model.set_logger(Logger(folder=None, output_formats=[bridge]))
         return model
@@ -250,12 +286,64 @@ class BehaviorLearner:
                 f"--initialize-from: run {setup.initialize_from.root} has no checkpoint "
                 f"of behavior {setup.name} (looked for {folder / POINTER})."
             )
-        normalizer = pointer.get("normalizer")
-        return InitialWeights(
-            folder / pointer["model"],
-            folder / normalizer if normalizer else None,
-            f"--initialize-from {setup.initialize_from.run_id!r}",
-        )
+        origin = f"--initialize-from {setup.initialize_from.run_id!r}"
+        return _weights_from_pointer(folder, pointer, origin)
+
+    def _build_signals(self, model: BaseAlgorithm) -> dict[str, RewardSignal]:
+        """The plan's curiosity/RND signals for the model's spaces (fresh weights)."""
+        setup = self.setup
+        signals: dict[str, RewardSignal] = {}
+        for name, settings in setup.plan.reward_signals.items():
+            try:
+                signals[name] = settings.build(
+                    model.observation_space, model.action_space, setup.device
+                )
+            except ValueError as err:
+                raise ConfigError(
+                    f"reward_signals.{name} of behavior {setup.name}: {err}"
+                ) from None
+        return signals
+
+    def _restore_signals(self, path: Path | None, origin: str) -> None:
+        """Load the reward models saved at ``path`` (chosen by ``origin``) into the signals."""
+        name = self.setup.name
+        if not self.signals:
+            return
+        if path is None or not path.is_file():
+            logger.warning(
+                "%s: %s has no reward models (%s); %s start afresh.",
+                name,
+                origin,
+                REWARD_SIGNALS_SUFFIX,
+                ", ".join(self.signals),
+            )
+            return
+        try:
+            saved = th.load(path, map_location=self.signals_device, weights_only=True)
+            for key, signal in self.signals.items():
+                if key in saved:
+                    signal.load_state_dict(saved[key])
+        except Exception as err:
+            reason = " ".join(str(err).split())
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            raise ConfigError(
+                f"Behavior {name}: the reward models in {path} (chosen by {origin}) do not fit "
+                f"this configuration's reward_signals ({reason}). Keep each signal's "
+                "network_settings as they were, or start a new run without --resume / "
+                "--initialize-from."
+            ) from None
+        missing = [key for key in self.signals if key not in saved]
+        if missing:
+            logger.warning(
+                "%s: %s holds no %s model; it starts afresh.", name, path, ", ".join(missing)
+            )
+        restored = [key for key in self.signals if key in saved]
+        if restored:
+            logger.info("Restored the reward models of %s (%s).", name, ", ".join(restored))
+
+    @property
+    def signals_device(self) -> th.device:
+        return next(iter(self.signals.values())).device
 
     def _initialize(self, model: BaseAlgorithm, weights: InitialWeights) -> None:
         """Copy ``weights`` into the new ``model`` (and the normaliser), or say why not."""
@@ -348,11 +436,26 @@ class BehaviorLearner:
         callbacks: list[BaseCallback] = [_RunCallback(self)]
         if setup.plan.entropy_schedule is not None:
             callbacks.append(EntropyCoefficientSchedule(setup.plan.entropy_schedule))
+        if self.signals:
+            callbacks.append(self._reward_signals_callback())
         model.learn(
             total_timesteps=remaining,
             callback=CallbackList(callbacks),
             reset_num_timesteps=setup.mode != "resume",
             log_interval=1,
+        )
+
+    def _reward_signals_callback(self) -> BaseCallback:
+        """Adds the intrinsic rewards and trains the reward models (stats to the summaries;
+        the extrinsic episode reward is reported by :meth:`record_episodes`)."""
+        plan, signals = self.setup.plan, list(self.signals.values())
+        if plan.on_policy:
+            return RewardSignalsCallback(signals, stats=self.setup.stats.add, log_extrinsic=False)
+        return OffPolicyRewardSignalsCallback(
+            signals,
+            steps_per_update=plan.reward_signal_steps_per_update,
+            stats=self.setup.stats.add,
+            log_extrinsic=False,
         )
 
     def _act_until_stopped(self) -> None:
@@ -451,6 +554,12 @@ class BehaviorLearner:
                     model.save_replay_buffer(handle)  # type: ignore[attr-defined]
                 pointer["replay_buffer"] = path.name
                 auxiliary.append(path)
+            if self.signals:
+                path = folder / f"{setup.name}-{step}{REWARD_SIGNALS_SUFFIX}"
+                with atomic_writer(path) as handle:
+                    th.save({key: s.state_dict() for key, s in self.signals.items()}, handle)
+                pointer["reward_signals"] = path.name
+                auxiliary.append(path)
             onnx_path = self._export_onnx(folder / f"{setup.name}-{step}.onnx")
             if onnx_path is not None:
                 pointer["onnx"] = onnx_path.name
@@ -546,8 +655,10 @@ class _RunCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         buffer = getattr(self.model, "rollout_buffer", None)
         if buffer is not None and buffer.full:
+            # With curiosity/RND the one value head estimates the summed reward's return.
+            name = "Combined" if self.learner.signals else "Extrinsic"
             self.learner.setup.stats.add(
-                "Policy/Extrinsic Value Estimate", float(np.mean(buffer.values))
+                f"Policy/{name} Value Estimate", float(np.mean(buffer.values))
             )
 
     def _on_training_end(self) -> None:

@@ -9,16 +9,24 @@ discrete actions trains with :class:`sb3_ext.algorithms.DiscreteSAC` (ML-Agents'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torch import nn
 
+from cli import training_config as config
 from cli.training_config import NetworkSettings, PPOSettings, RunOptions, TrainerSettings
 from sb3_ext.networks import (
     ObservationEncoderExtractor,
     VisualEncoderExtractor,
     check_resolution,
+)
+from sb3_ext.reward_signals import (
+    CuriositySettings,
+    RewardNetworkSettings,
+    RNDSettings,
+    SignalSettings,
+    value_head_caveats,
 )
 from sb3_ext.schedules import (
     BETA_FLOOR,
@@ -40,8 +48,15 @@ from unity_gym.lockstep_behaviors import LockstepBehaviors
 VALUE_LOSS_WEIGHT = 0.5
 # ML-Agents clips normalised vector observations to [-5, 5].
 NORMALIZED_OBSERVATION_CLIP = 5.0
-# Reward signals and sections this release trains with.
-SUPPORTED_REWARD_SIGNALS = ("extrinsic",)
+# Reward signals this release trains with (extrinsic is the environment reward itself).
+SUPPORTED_REWARD_SIGNALS = ("extrinsic", "curiosity", "rnd")
+# Algorithms that train on rollouts (reward signals through a callback), not a replay buffer.
+ON_POLICY_ALGORITHMS = ("PPO", "MaskablePPO", "RecurrentPPO")
+# Config name -> sb3_ext settings class of the intrinsic signals.
+INTRINSIC_SIGNALS: dict[str, type[SignalSettings]] = {
+    "curiosity": CuriositySettings,
+    "rnd": RNDSettings,
+}
 
 
 class TranslationError(Exception):
@@ -62,7 +77,16 @@ class Sb3Plan:
     normalize: bool = False
     entropy_schedule: Schedule | None = None
     deterministic: bool = False
+    # Intrinsic reward signals by config name (curiosity, rnd), built once the model exists.
+    reward_signals: dict[str, SignalSettings] = field(default_factory=dict)
+    # SAC family: environment steps per reward-model update (reward_signal_steps_per_update).
+    reward_signal_steps_per_update: float | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def on_policy(self) -> bool:
+        """PPO family (rollouts) rather than SAC family (replay buffer)."""
+        return self.algorithm in ON_POLICY_ALGORITHMS
 
     def algorithm_class(self) -> type[Any]:
         """The SB3 / sb3-contrib class (imported on demand)."""
@@ -102,8 +126,26 @@ class Sb3Plan:
                 else None
             ),
             "entropy_schedule": _describe(self.entropy_schedule),
+            "reward_signals": {
+                name: _describe_signal(signal, self.reward_signal_steps_per_update)
+                for name, signal in self.reward_signals.items()
+            },
             "notes": list(self.notes),
         }
+
+
+def _describe_signal(signal: SignalSettings, steps_per_update: float | None) -> dict[str, Any]:
+    kind = signal.signal_class
+    described = {
+        "class": f"{kind.__module__.rsplit('.', 1)[0]}.{kind.__qualname__}",
+        "strength": signal.strength,
+        "gamma": signal.gamma,
+        "learning_rate": signal.learning_rate,
+        "network_settings": asdict(signal.network_settings),
+    }
+    if steps_per_update is not None:
+        described["steps_per_update"] = steps_per_update
+    return described
 
 
 def _describe(value: Any) -> Any:
@@ -139,6 +181,7 @@ def translate_behavior(
 
     gamma, reward_scale = _extrinsic(settings, notes)
     hyper = settings.hyperparameters
+    signal_steps: float | None = None
     if isinstance(hyper, PPOSettings):  # trainer_type ppo (the schema keeps the two in step)
         if memory is not None:
             algorithm, base = "RecurrentPPO", "LstmPolicy"
@@ -219,6 +262,7 @@ def translate_behavior(
                 f"hyperparameters.steps_per_update={hyper.steps_per_update}: with {n_agents} "
                 f"agents one update every {effective:g} agent steps."
             )
+        signal_steps = hyper.reward_signal_steps_per_update
         kwargs = {
             "learning_rate": make_schedule(
                 hyper.learning_rate_schedule, hyper.learning_rate, LEARNING_RATE_FLOOR
@@ -246,6 +290,10 @@ def translate_behavior(
             "goal observations are treated as ordinary inputs (no hypernetwork in SB3)."
         )
     kwargs["policy_kwargs"] = policy_kwargs
+    signals = _intrinsic_signals(behavior, settings, spec, gamma, notes)
+    on_policy = algorithm in ON_POLICY_ALGORITHMS
+    if signals and not on_policy:
+        kwargs["replay_buffer_class"] = _replay_buffer_class(algorithm, multi)
     _unsupported_sections(settings, notes)
     return Sb3Plan(
         behavior=behavior,
@@ -258,6 +306,8 @@ def translate_behavior(
         normalize=network.normalize,
         entropy_schedule=entropy_schedule,
         deterministic=network.deterministic,
+        reward_signals=signals,
+        reward_signal_steps_per_update=None if on_policy or not signals else signal_steps,
         notes=notes,
     )
 
@@ -272,6 +322,79 @@ def _extrinsic(settings: TrainerSettings, notes: list[str]) -> tuple[float, floa
         )
         return 0.99, 1.0
     return extrinsic.gamma, extrinsic.strength
+
+
+def _intrinsic_signals(
+    behavior: str,
+    settings: TrainerSettings,
+    spec: BehaviorSpec,
+    gamma: float,
+    notes: list[str],
+) -> dict[str, SignalSettings]:
+    """sb3_ext settings of the curiosity/RND signals, with notes where one value head on the
+    summed reward differs from ML-Agents' head per signal."""
+    configured = settings.reward_signals.configured()
+    signals: dict[str, SignalSettings] = {}
+    for name, kind in INTRINSIC_SIGNALS.items():
+        section = configured.get(name)
+        if section is None:
+            continue
+        assert isinstance(section, config.CuriositySettings | config.RNDSettings)
+        network = section.network_settings
+        for observation in spec.observation_specs:
+            if observation.is_visual:
+                try:
+                    check_resolution(
+                        network.vis_encode_type, observation.shape[1], observation.shape[2]
+                    )
+                except ValueError as err:
+                    raise TranslationError(
+                        f"Behavior {behavior}, reward_signals.{name}.network_settings."
+                        f"vis_encode_type: {err}"
+                    ) from None
+        if network.memory is not None:
+            notes.append(
+                f"reward_signals.{name}.network_settings.memory: reward networks have no "
+                "memory (ML-Agents drops it too); ignored."
+            )
+        if any(s.observation_type == ObservationType.GOAL_SIGNAL for s in spec.observation_specs):
+            notes.append(
+                f"reward_signals.{name}.network_settings.goal_conditioning_type="
+                f"{network.goal_conditioning_type}: the {name} network takes goal observations "
+                "as ordinary inputs (no hypernetwork)."
+            )
+        signals[name] = kind(
+            strength=section.strength,
+            gamma=section.gamma,
+            learning_rate=section.learning_rate,
+            network_settings=RewardNetworkSettings(
+                hidden_units=network.hidden_units,
+                num_layers=network.num_layers,
+                normalize=network.normalize,
+                vis_encode_type=network.vis_encode_type,
+            ),
+        )
+    labels = [f"reward_signals.{name}" for name in signals]
+    notes.extend(value_head_caveats(list(signals.values()), gamma, labels))
+    return signals
+
+
+def _replay_buffer_class(algorithm: str, dict_observations: bool) -> type[Any]:
+    """The replay buffer that adds the signals' rewards to every sample (SAC family)."""
+    from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+
+    from sb3_ext.algorithms.masked_replay_buffer import (
+        MaskedDictReplayBuffer,
+        MaskedReplayBuffer,
+    )
+    from sb3_ext.reward_signals import reward_signal_buffer_class
+
+    base: type[ReplayBuffer]
+    if algorithm == "DiscreteSAC":
+        base = MaskedDictReplayBuffer if dict_observations else MaskedReplayBuffer
+    else:
+        base = DictReplayBuffer if dict_observations else ReplayBuffer
+    return reward_signal_buffer_class(base)
 
 
 def _visual_encoder(

@@ -207,7 +207,7 @@ class RewardSignalSettings(_Section):
     """A reward signal; on its own it is the ``extrinsic`` (environment) reward."""
 
     gamma: UnitFloat = 0.99
-    strength: Float = 1.0
+    strength: NonNegativeFloat = 1.0
     network_settings: NetworkSettings = Field(default_factory=NetworkSettings)
 
 

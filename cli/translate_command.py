@@ -50,6 +50,8 @@ def _as_text(plans: list[dict[str, Any]]) -> str:
             lines.append(f"  wrapped in {json.dumps(plan['observation_normalization'])}")
         if plan["entropy_schedule"]:
             lines.append(f"  ent_coef schedule = {json.dumps(plan['entropy_schedule'])}")
+        for name, signal in plan["reward_signals"].items():
+            lines.append(f"  reward signal {name} = {json.dumps(signal)}")
         for note in plan["notes"]:
             lines.append(f"  note: {note}")
     return "\n".join(lines)

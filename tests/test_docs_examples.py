@@ -1,4 +1,4 @@
-"""Every Python example in the adapter and export docs runs (small budgets): docs stay true."""
+"""Every Python example in the adapter, export and reward-signal docs runs (small budgets)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import REPO, live_children
 
 # Budgets shrunk for the test (every environment takes a free port, so examples run as written).
 SHRINK = [
-    (re.compile(r"\.learn\((\d[\d_]*)\)"), ".learn(256)"),
+    (re.compile(r"\.learn\((\d[\d_]*)"), ".learn(256"),
     (re.compile(r"range\((\d{3,})\)"), "range(40)"),
     (re.compile(r"max_iter=\d+"), "max_iter=40"),
     (re.compile(r"n_steps=\d+"), "n_steps=32"),
@@ -25,7 +25,7 @@ SHRINK = [
 
 def _examples() -> list[tuple[str, int, str]]:
     found = []
-    for page in ("sb3.md", "gymnasium.md", "pettingzoo.md", "export.md"):
+    for page in ("sb3.md", "gymnasium.md", "pettingzoo.md", "export.md", "reward-signals.md"):
         text = (REPO / "docs" / page).read_text()
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
             found.append((page, index, block))

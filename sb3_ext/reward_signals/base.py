@@ -180,7 +180,11 @@ def total_scaled_reward(signals: Sequence[RewardSignal], batch: Transitions) -> 
     return total
 
 
-def value_head_caveats(signals: Sequence[RewardSignal], gamma: float) -> list[str]:
+def value_head_caveats(
+    signals: Sequence[RewardSignal | SignalSettings],
+    gamma: float,
+    labels: Sequence[str] | None = None,
+) -> list[str]:
     """Why one value head on the summed reward differs from ML-Agents for these signals.
 
     ML-Agents keeps one value head (and GAE) per signal, with the signal's own ``gamma`` and,
@@ -188,18 +192,22 @@ def value_head_caveats(signals: Sequence[RewardSignal], gamma: float) -> list[st
     SB3 learns one value of ``extrinsic + sum strength_i r_i`` with the algorithm's ``gamma``
     and cuts every return at an episode end. An empty list: only the 1/N averaging of
     advantages differs (removed by advantage normalisation up to the mixing of signals).
+    Takes signals or their settings; ``labels`` name them in the notes (default: ML-Agents'
+    signal names).
     """
     notes: list[str] = []
-    for signal in signals:
+    for index, signal in enumerate(signals):
+        kind = signal.signal_class if isinstance(signal, SignalSettings) else type(signal)
+        label = kind.name if labels is None else labels[index]
         if not np.isclose(signal.gamma, gamma):
             notes.append(
-                f"{signal.name}: gamma {signal.gamma} differs from the algorithm's gamma "
-                f"{gamma}; its reward is discounted with {gamma}."
+                f"{label}: gamma {signal.gamma} differs from the algorithm's gamma "
+                f"{gamma}; its reward is discounted with {gamma} (SB3 has one value head)."
             )
-        if signal.ignore_done:
+        if kind.ignore_done:
             notes.append(
-                f"{signal.name}: ML-Agents bootstraps its value through terminal states "
-                "(ignore_done); here its returns end with the episode."
+                f"{label}: ML-Agents bootstraps its value through terminal states "
+                "(ignore_done); here its returns end with the episode (SB3 has one value head)."
             )
     return notes
 
@@ -214,7 +222,7 @@ class SignalSettings:
     learning_rate: float = 3e-4
     network_settings: RewardNetworkSettings = field(default_factory=RewardNetworkSettings)
 
-    signal_class: ClassVar[Callable[..., RewardSignal]]
+    signal_class: ClassVar[type[RewardSignal]]
 
     def build(
         self,
@@ -223,7 +231,8 @@ class SignalSettings:
         device: th.device | str = "auto",
     ) -> RewardSignal:
         """The signal for a model's observation and action spaces."""
-        return self.signal_class(
+        build: Callable[..., RewardSignal] = self.signal_class
+        return build(
             observation_space,
             action_space,
             strength=self.strength,

@@ -17,7 +17,7 @@ as in ML-Agents.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -198,4 +198,4 @@ class CuriositySignal(RewardSignal):
 class CuriositySettings(SignalSettings):
     """ML-Agents' ``CuriositySettings`` (``reward_signals.curiosity``) and its defaults."""
 
-    signal_class: ClassVar[Callable[..., RewardSignal]] = CuriositySignal
+    signal_class: ClassVar[type[RewardSignal]] = CuriositySignal

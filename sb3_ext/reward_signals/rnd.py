@@ -10,7 +10,6 @@ into the network's normaliser after encoding it, as ML-Agents does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -91,4 +90,4 @@ class RNDSettings(SignalSettings):
 
     learning_rate: float = 1e-4
 
-    signal_class: ClassVar[Callable[..., RewardSignal]] = RNDSignal
+    signal_class: ClassVar[type[RewardSignal]] = RNDSignal
