@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+from learn_in_process import learn_in_process
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import VecMonitor
 
-from cli.main import main
 from cli.torch_threads import configure_torch_threads
 from sb3_ext.algorithms import DiscreteSAC
 from unity_gym.sb3_vec_env import UnityVecEnv
@@ -112,13 +112,7 @@ def _play(config: dict[str, Any], seed: int, choose: Chooser, steps: int) -> flo
 
 
 def _train(config: dict[str, Any], name: str, folder: Path, label: str, evaluation: int) -> Run:
-    path = folder / f"{label}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    started = time.perf_counter()
-    code = main(["learn", str(path), f"--run-id={label}", f"--results-dir={folder}", "--force"])
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"unity-sb3 learn {path} failed with exit code {code}")
+    elapsed = learn_in_process(config, folder, label)
     cls = DiscreteSAC if label == "DiscreteSAC" else MaskablePPO
     model = cls.load(str(folder / label / f"{name}.zip"), device="cpu")
 

@@ -20,14 +20,12 @@ import argparse
 import copy
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from cli.main import main
+from learn_in_process import learn_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -84,13 +82,7 @@ def _read(events_dir: Path, steps: int, window: float) -> tuple[float, float, fl
 
 
 def _train(config: dict[str, Any], folder: Path, label: str, window: float) -> Run:
-    path = folder / f"{label}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    started = time.perf_counter()
-    code = main(["learn", str(path), f"--run-id={label}", f"--results-dir={folder}", "--force"])
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"unity-sb3 learn {path} failed with exit code {code}")
+    elapsed = learn_in_process(config, folder, label)
     steps = config["behaviors"]["Pyramids"]["max_steps"]
     success, reward, success_all = _read(folder / label / "Pyramids", steps, window)
     return Run(success, reward, success_all, steps / elapsed)

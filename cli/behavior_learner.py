@@ -324,11 +324,9 @@ class BehaviorLearner:
                 if key in saved:
                     signal.load_state_dict(saved[key])
         except Exception as err:
-            reason = " ".join(str(err).split())
-            reason = reason if len(reason) <= 300 else reason[:297] + "..."
             raise ConfigError(
                 f"Behavior {name}: the reward models in {path} (chosen by {origin}) do not fit "
-                f"this configuration's reward_signals ({reason}). Keep each signal's "
+                f"this configuration's reward_signals ({_short_reason(err)}). Keep each signal's "
                 "network_settings as they were, or start a new run without --resume / "
                 "--initialize-from."
             ) from None
@@ -353,12 +351,11 @@ class BehaviorLearner:
             if weights.normalizer is not None and self.normalizer is not None:
                 restore_normalizer(self.normalizer, weights.normalizer)
         except Exception as err:
-            reason = " ".join(str(err).split())
-            reason = reason if len(reason) <= 300 else reason[:297] + "..."
             raise ConfigError(
                 f"Behavior {setup.name} cannot be initialized from {weights.model} (chosen by "
-                f"{weights.origin}): {reason}. It must be a complete unity-sb3 checkpoint of a "
-                "behavior with the same observations, actions, trainer_type and network_settings."
+                f"{weights.origin}): {_short_reason(err)}. It must be a complete unity-sb3 "
+                "checkpoint of a behavior with the same observations, actions, trainer_type and "
+                "network_settings."
             ) from None
         if weights.normalizer is None and self.normalizer is not None:
             logger.warning(
@@ -664,6 +661,12 @@ class _RunCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self._progress is not None:
             self._progress.close()
+
+
+def _short_reason(err: Exception) -> str:
+    """An exception's message on one line, at most 300 characters (for error paragraphs)."""
+    reason = " ".join(str(err).split())
+    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def _obs_keys(shared: SharedBehavior) -> list[str]:
