@@ -11,7 +11,8 @@ the measure. Prints, per run, the success rate and the mean episode reward over 
 ``--window`` fraction of training (the mean of the summaries written there, each the mean of
 its episodes), the success rate of the whole run and agent steps per second; then the means per
 signal and each intrinsic signal's success rate as a multiple of the extrinsic-only one.
-``--area-size`` sets the built-in's ``areaSize`` parameter (default 20, Unity's layout).
+``--area-size`` sets the built-in's ``areaSize`` parameter (default 20, Unity's layout);
+``--strength`` replaces the intrinsic signal's ``strength`` (to see how it shapes short runs).
 """
 
 from __future__ import annotations
@@ -36,12 +37,19 @@ CONFIGS = {
 
 
 def _config(
-    signal: str, steps: int, summary: int, seed: int, area_size: float | None
+    signal: str,
+    steps: int,
+    summary: int,
+    seed: int,
+    area_size: float | None,
+    strength: float | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(yaml.safe_load(CONFIGS[signal].read_text()))
     behavior = config["behaviors"]["Pyramids"]
     if signal == "extrinsic":
         behavior["reward_signals"] = {"extrinsic": behavior["reward_signals"]["extrinsic"]}
+    elif strength is not None:
+        behavior["reward_signals"][signal]["strength"] = strength
     behavior.update(max_steps=steps, summary_freq=summary, checkpoint_interval=steps)
     config["env_settings"]["seed"] = seed
     if area_size is not None:
@@ -96,6 +104,9 @@ def main_bench() -> None:
     parser.add_argument("--window", type=float, default=0.25, help="last fraction measured")
     parser.add_argument("--area-size", type=float, default=None)
     parser.add_argument(
+        "--strength", type=float, default=None, help="replace the intrinsic signals' strength"
+    )
+    parser.add_argument(
         "--signals", nargs="+", choices=sorted(CONFIGS), default=["extrinsic", "curiosity", "rnd"]
     )
     args = parser.parse_args()
@@ -106,7 +117,7 @@ def main_bench() -> None:
             folder = Path(tmp) / f"seed{seed}"
             folder.mkdir()
             for signal in args.signals:
-                config = _config(signal, args.steps, summary, seed, args.area_size)
+                config = _config(signal, args.steps, summary, seed, args.area_size, args.strength)
                 run = _train(config, folder, signal, args.window)
                 results[signal].append(run)
                 print(
@@ -115,6 +126,7 @@ def main_bench() -> None:
                     flush=True,
                 )
     area = "" if args.area_size is None else f", areaSize {args.area_size}"
+    area += "" if args.strength is None else f", intrinsic strength {args.strength}"
     print(
         f"\nPyramids, {args.steps} agent steps{area}, seeds {args.seeds}: success rate and mean "
         f"episode reward over the last {args.window:.0%} of training"
