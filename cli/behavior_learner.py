@@ -56,6 +56,7 @@ from sb3_ext.reward_scale import VecRewardScale
 from sb3_ext.reward_signals import (
     OffPolicyRewardSignalsCallback,
     RewardSignal,
+    RewardSignalReplayMixin,
     RewardSignalsCallback,
 )
 from sb3_ext.schedules import EntropyCoefficientSchedule
@@ -240,6 +241,7 @@ class BehaviorLearner:
             model = self._load(cls, setup.run, pointer)
             if setup.mode == "resume":
                 self.signals = self._build_signals(model)
+                self._check_replay_buffer_takes_signals(model)
                 saved = pointer.get("reward_signals")
                 folder = setup.run.behavior_dir(setup.name)
                 self._restore_signals(folder / saved if saved else None, "--resume")
@@ -338,6 +340,18 @@ class BehaviorLearner:
         restored = [key for key in self.signals if key in saved]
         if restored:
             logger.info("Restored the reward models of %s (%s).", name, ", ".join(restored))
+
+    def _check_replay_buffer_takes_signals(self, model: BaseAlgorithm) -> None:
+        """A resumed SAC model keeps its saved replay buffer, which must add signal rewards."""
+        buffer = getattr(model, "replay_buffer", None)
+        if self.signals and buffer is not None and not isinstance(buffer, RewardSignalReplayMixin):
+            raise ConfigError(
+                f"--resume: behavior {self.setup.name} now lists reward_signals "
+                f"{', '.join(self.signals)}, but its checkpoint was trained without them and its "
+                f"replay buffer ({type(buffer).__name__}) cannot add their rewards. Resume "
+                "with the reward_signals the run started with, or start a new run from these "
+                "weights with --initialize-from."
+            )
 
     @property
     def signals_device(self) -> th.device:

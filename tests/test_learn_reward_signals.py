@@ -252,7 +252,7 @@ def test_initialize_from_restores_reward_models_that_fit_and_explains_those_that
     assert "Restored the reward models of Pyramids (curiosity)." in capsys.readouterr().out
 
 
-def test_discrete_sac_trains_with_curiosity_and_checkpoints_it(tmp_path: Path) -> None:
+def test_discrete_sac_trains_with_curiosity_and_checkpoints_it(tmp_path: Path, capsys) -> None:
     config = _with(
         trainer_type="sac",
         hyperparameters={
@@ -273,3 +273,14 @@ def test_discrete_sac_trains_with_curiosity_and_checkpoints_it(tmp_path: Path) -
     assert {"Losses/Curiosity Forward Loss", "Losses/Curiosity Inverse Loss"} <= tags
     pointer = yaml.safe_load((folder / "checkpoint.json").read_text())
     assert set(_signal_state(folder / pointer["reward_signals"])) == {"curiosity"}
+    # Resuming a run that had no signals with curiosity added is explained, not crashed.
+    plain = copy.deepcopy(config)
+    plain["behaviors"]["Pyramids"]["reward_signals"] = {"extrinsic": {}}
+    assert _learn(tmp_path, plain, run_id="plain") == 0
+    capsys.readouterr()
+    plain["behaviors"]["Pyramids"]["max_steps"] = 600
+    plain["behaviors"]["Pyramids"]["reward_signals"] = config["behaviors"]["Pyramids"][
+        "reward_signals"
+    ]
+    assert _learn(tmp_path, plain, "--resume", run_id="plain") != 0
+    assert "was trained without them" in capsys.readouterr().err
