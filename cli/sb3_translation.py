@@ -341,17 +341,9 @@ def _intrinsic_signals(
             continue
         assert isinstance(section, config.CuriositySettings | config.RNDSettings)
         network = section.network_settings
-        for observation in spec.observation_specs:
-            if observation.is_visual:
-                try:
-                    check_resolution(
-                        network.vis_encode_type, observation.shape[1], observation.shape[2]
-                    )
-                except ValueError as err:
-                    raise TranslationError(
-                        f"Behavior {behavior}, reward_signals.{name}.network_settings."
-                        f"vis_encode_type: {err}"
-                    ) from None
+        visual = [s for s in spec.observation_specs if s.is_visual]
+        where = f"Behavior {behavior}, reward_signals.{name}.network_settings.vis_encode_type"
+        _check_resolution(where, network.vis_encode_type, visual)
         if network.memory is not None:
             notes.append(
                 f"reward_signals.{name}.network_settings.memory: reward networks have no "
@@ -397,16 +389,22 @@ def _replay_buffer_class(algorithm: str, dict_observations: bool) -> type[Any]:
     return reward_signal_buffer_class(base)
 
 
+def _check_resolution(where: str, encoder: str, visual: list[ObservationSpec]) -> None:
+    """A :class:`TranslationError` starting with ``where`` if an image is too small for
+    ``encoder``."""
+    for spec in visual:
+        try:
+            check_resolution(encoder, spec.shape[1], spec.shape[2])
+        except ValueError as err:
+            raise TranslationError(f"{where}: {err}") from None
+
+
 def _visual_encoder(
     behavior: str, network: NetworkSettings, visual: list[ObservationSpec], multi: bool
 ) -> dict[str, Any]:
     """``policy_kwargs`` entries for ML-Agents' ``vis_encode_type`` encoder, ``hidden_units``
     features per image (other observations are passed through, as in ML-Agents)."""
-    for spec in visual:
-        try:
-            check_resolution(network.vis_encode_type, spec.shape[1], spec.shape[2])
-        except ValueError as err:
-            raise TranslationError(f"Behavior {behavior}: {err}") from None
+    _check_resolution(f"Behavior {behavior}", network.vis_encode_type, visual)
     extractor = ObservationEncoderExtractor if multi else VisualEncoderExtractor
     return {
         "features_extractor_class": extractor,
