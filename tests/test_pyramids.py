@@ -185,13 +185,18 @@ def test_every_step_costs_the_same_without_events() -> None:
         assert np.all(rewards == np.float32(-STEP_PENALTY))
 
 
-def test_episode_ends_interrupted_at_max_step_with_minus_one() -> None:
-    """Through the academy: 1000 decisions of doing nothing, each costing 0.001."""
-    player = get_player("Pyramids")
-    academy = Academy(player.tasks)
-    academy.initialize(seed=0, num_areas=1)
+def _reset_academy(seed: int, num_areas: int) -> tuple[Academy, UnityRLOutputProto]:
+    """The built-in Pyramids' academy after its first reset, and the reset's output."""
+    academy = Academy(get_player("Pyramids").tasks)
+    academy.initialize(seed=seed, num_areas=num_areas)
     out = UnityRLOutputProto()
     academy.reset(out)
+    return academy, out
+
+
+def test_episode_ends_interrupted_at_max_step_with_minus_one() -> None:
+    """Through the academy: 1000 decisions of doing nothing, each costing 0.001."""
+    academy, out = _reset_academy(seed=0, num_areas=1)
     total, decisions = 0.0, 0
     for _ in range(1100):
         infos = list(out.agentInfos[NAME].value)
@@ -407,11 +412,7 @@ def test_unity_environment_steps_builtin_pyramids() -> None:
 
 def test_decoded_observations_match_the_task() -> None:
     """The academy's proto encoding keeps the float layout (no reordering of sensors)."""
-    player = get_player("Pyramids")
-    academy = Academy(player.tasks)
-    academy.initialize(seed=1, num_areas=2)
-    out = UnityRLOutputProto()
-    academy.reset(out)
+    academy, out = _reset_academy(seed=1, num_areas=2)
     infos = out.agentInfos[NAME].value
     task = academy._behaviors[0].task
     expected = task.observe(np.arange(2))
