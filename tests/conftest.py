@@ -71,7 +71,8 @@ def live_children() -> set[int]:
     """Process ids of this process's children that are still running."""
     pids: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
-        children = task / "children"
-        if children.exists():
-            pids.update(int(p) for p in children.read_text().split())
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended while we listed them
     return {p for p in pids if not process_gone(p)}
