@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.inspect_model_command",
         "Print an .onnx model's interface and check it against a behavior spec.",
     ),
+    "record-demo": (
+        "cli.record_demo_command",
+        "Record a Unity-format .demo file while a model or a heuristic plays.",
+    ),
     "envs": ("cli.envs_command", "List the built-in players with their behaviors and specs."),
     "env-executable": (
         "cli.env_executable_command",

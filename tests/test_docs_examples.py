@@ -25,7 +25,14 @@ SHRINK = [
 
 def _examples() -> list[tuple[str, int, str]]:
     found = []
-    for page in ("sb3.md", "gymnasium.md", "pettingzoo.md", "export.md", "reward-signals.md"):
+    for page in (
+        "sb3.md",
+        "gymnasium.md",
+        "pettingzoo.md",
+        "export.md",
+        "reward-signals.md",
+        "imitation.md",
+    ):
         text = (REPO / "docs" / page).read_text()
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
             found.append((page, index, block))

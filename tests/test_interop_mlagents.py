@@ -1065,3 +1065,95 @@ def _drive_builtin(
     assert _port_is_free(port), f"port {port} still bound after close()"
     assert (tmp_path / "Player-0.log").stat().st_size > 0, "no log at the -logFile path"
     return result
+
+
+# -- c) .demo files we write load identically in the official demo_loader ----------------------
+
+DEMO_LOADER_DRIVER = r"""
+import json, sys
+import numpy as np
+from mlagents.trainers.buffer import BufferKey
+from mlagents.trainers.demo_loader import demo_to_buffer, load_demonstration
+from mlagents.trainers.trajectory import ObsUtil
+
+config = json.loads(open(sys.argv[1]).read())
+spec, pairs, expected = load_demonstration(config["path"])
+spec, buffer = demo_to_buffer(config["path"], 1)
+arrays = {
+    "dones": np.asarray(buffer[BufferKey.DONE], bool),
+    "rewards": np.asarray(buffer[BufferKey.ENVIRONMENT_REWARDS], np.float32),
+}
+for i in range(len(spec.observation_specs)):
+    arrays[f"obs_{i}"] = np.asarray(buffer[ObsUtil.get_name_at(i)], np.float32)
+if spec.action_spec.continuous_size:
+    arrays["continuous"] = np.asarray(buffer[BufferKey.CONTINUOUS_ACTION], np.float32)
+if spec.action_spec.discrete_size:
+    arrays["discrete"] = np.asarray(buffer[BufferKey.DISCRETE_ACTION], np.int32)
+np.savez(config["out"], pairs=len(pairs), expected=expected, **arrays)
+"""
+
+
+def _write_demo_files(tmp_path: Path) -> list[Path]:
+    """A recording of a built-in player (PNG camera, masks), and a hybrid, two-sensor one."""
+    from cli.record_demo_command import record
+    from unity_gym.base_env import (
+        ActionSpec,
+        BehaviorSpec,
+        DimensionProperty,
+        ObservationSpec,
+        ObservationType,
+    )
+    from unity_gym.demo import write_demonstration
+
+    grid = tmp_path / "grid.demo"
+    record("builtin:GridWorld", grid, 4, heuristic=True, seed=2)
+    rng = np.random.default_rng(0)
+    n = 12
+    camera = ObservationSpec(
+        (3, 6, 5),
+        (DimensionProperty.NONE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE,
+         DimensionProperty.TRANSLATIONAL_EQUIVARIANCE),
+        ObservationType.DEFAULT, "camera",
+    )  # fmt: skip
+    vector = ObservationSpec((3,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "v")
+    hybrid = tmp_path / "hybrid.demo"
+    dones = np.zeros(n, bool)
+    dones[[4, n - 1]] = True
+    write_demonstration(
+        hybrid,
+        BehaviorSpec([camera, vector], ActionSpec(2, (3,))),
+        [rng.integers(0, 256, (n, 3, 6, 5)) / np.float32(255), rng.standard_normal((n, 3))],
+        rewards=rng.standard_normal(n).astype(np.float32),
+        dones=dones,
+        continuous_actions=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        discrete_actions=rng.integers(0, 3, (n, 1)),
+    )
+    return [grid, hybrid]
+
+
+def test_written_demos_load_identically_in_official_loader(
+    official_python: str, processes: Processes, tmp_path: Path
+) -> None:
+    from unity_gym.demo import load_demonstration
+
+    for path in _write_demo_files(tmp_path):
+        out = path.with_suffix(".npz")
+        config = {"path": str(path), "out": str(out)}
+        proc = _run_driver(
+            processes, official_python, DEMO_LOADER_DRIVER, config, tmp_path, _official_env()
+        )
+        _finish(proc, tmp_path / "driver.log")
+        official = np.load(out)
+        ours = load_demonstration(path)
+        transitions = ours.transitions()
+        assert int(official["expected"]) == int(official["pairs"]) == len(ours)
+        assert len(official["dones"]) == len(transitions) == len(ours) - 1, path.name
+        for i, obs in enumerate(transitions.observations):
+            np.testing.assert_array_equal(official[f"obs_{i}"], obs, err_msg=f"{path.name} obs")
+        np.testing.assert_array_equal(official["rewards"], transitions.rewards)
+        np.testing.assert_array_equal(official["dones"], transitions.dones)
+        spec = ours.behavior_spec.action_spec
+        if spec.continuous_size:
+            np.testing.assert_array_equal(official["continuous"], transitions.continuous_actions)
+        if spec.discrete_size:
+            np.testing.assert_array_equal(official["discrete"], transitions.discrete_actions)

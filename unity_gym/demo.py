@@ -9,7 +9,8 @@ A ``.demo`` file, as Unity's ``DemonstrationRecorder`` writes it, holds:
    step. Bytes after them (Unity appends a copy of the header) are ignored.
 
 :func:`load_demonstration` reads one file, or every ``*.demo`` file of a directory (sorted by
-name, concatenated), into numpy arrays with one row per record.
+name, concatenated), into numpy arrays with one row per record. Writing (:class:`DemoWriter`,
+:func:`write_demonstration`) lives in :mod:`unity_gym.demo_writer` and is re-exported here.
 
 Output conventions:
 
@@ -54,20 +55,23 @@ from unity_gym.communicator_objects.agent_info_action_pair_pb2 import AgentInfoA
 from unity_gym.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from unity_gym.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
 from unity_gym.communicator_objects.observation_pb2 import NONE as COMPRESSION_NONE
+from unity_gym.demo_writer import INITIAL_POS, DemoSummary, DemoWriter, write_demonstration
 from unity_gym.exception import UnityDemoException, UnityObservationException
 from unity_gym.rpc_utils import behavior_spec_from_proto, decode_png_observation
 
 __all__ = [
     "SUPPORTED_DEMONSTRATION_VERSIONS",
     "DemoFileInfo",
+    "DemoSummary",
     "DemoTransitions",
+    "DemoWriter",
     "Demonstration",
     "Transition",
     "load_demonstration",
+    "write_demonstration",
 ]
 
 SUPPORTED_DEMONSTRATION_VERSIONS = frozenset({0, 1})
-INITIAL_POS = 33  # the meta record is padded up to this byte offset
 DEMO_SUFFIX = ".demo"
 _LARGE_ROW = 4096  # bytes; records or rows this big are handled one by one, without a join
 
