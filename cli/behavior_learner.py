@@ -28,7 +28,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -52,16 +52,20 @@ from cli.run_artifacts import (
 from cli.run_timers import RunTimers
 from cli.sb3_translation import NORMALIZED_OBSERVATION_CLIP, Sb3Plan
 from cli.training_stats import CUMULATIVE_REWARD, EPISODE_LENGTH, BehaviorStats, SB3StatsBridge
+from sb3_ext.imitation import BehavioralCloning, BehavioralCloningCallback
 from sb3_ext.reward_scale import VecRewardScale
 from sb3_ext.reward_signals import (
+    GAILSettings,
     OffPolicyRewardSignalsCallback,
     RewardSignal,
     RewardSignalReplayMixin,
     RewardSignalsCallback,
+    SignalValueHeads,
 )
 from sb3_ext.schedules import EntropyCoefficientSchedule
 from unity_gym.agent_slots import SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
+from unity_gym.exception import UnityDemoException
 from unity_gym.lockstep_behaviors import LockstepBehaviors, SharedBehavior
 from unity_gym.sb3_vec_env import UnityVecEnv
 
@@ -70,6 +74,8 @@ logger = logging.getLogger("unity_sb3")
 Mode = Literal["train", "resume", "inference"]
 POINTER = "checkpoint.json"
 REWARD_SIGNALS_SUFFIX = ".reward_signals.pt"
+# Key of the PPO family's signal value heads in a .reward_signals.pt (no signal has this name).
+VALUE_HEADS_KEY = "value_heads"
 # Algorithms whose predict takes Unity's action masks.
 MASKED_ALGORITHMS = ("MaskablePPO", "DiscreteSAC")
 
@@ -222,7 +228,9 @@ class BehaviorLearner:
                 venv = self.normalizer
         self.venv = venv
         self.signals: dict[str, RewardSignal] = {}
+        self.value_heads: SignalValueHeads | None = None
         self.model = self._build_model()
+        self.cloning = self._build_cloning(self.model)
         self._last_checkpoint_step = -1
 
     # -- model ------------------------------------------------------------------------
@@ -292,19 +300,46 @@ class BehaviorLearner:
         return _weights_from_pointer(folder, pointer, origin)
 
     def _build_signals(self, model: BaseAlgorithm) -> dict[str, RewardSignal]:
-        """The plan's curiosity/RND signals for the model's spaces (fresh weights)."""
+        """The plan's curiosity/RND signals for the model's spaces (fresh weights), and for
+        the PPO family their value heads."""
         setup = self.setup
         signals: dict[str, RewardSignal] = {}
         for name, settings in setup.plan.reward_signals.items():
+            if isinstance(settings, GAILSettings) and self.normalizer is not None:
+                settings = replace(settings, normalize_expert=self.normalizer.normalize_obs)
             try:
                 signals[name] = settings.build(
                     model.observation_space, model.action_space, setup.device
                 )
-            except ValueError as err:
+            except (ValueError, UnityDemoException) as err:
                 raise ConfigError(
                     f"reward_signals.{name} of behavior {setup.name}: {err}"
                 ) from None
+        if signals and setup.plan.signal_value_network is not None:
+            self.value_heads = SignalValueHeads(
+                model.observation_space,
+                [signal.name for signal in signals.values()],
+                setup.plan.signal_value_network,
+                device=model.device,
+            )
         return signals
+
+    def _build_cloning(self, model: BaseAlgorithm) -> BehavioralCloning | None:
+        """ML-Agents' BC module for the model's policy: the trainer's initial learning rate,
+        its batch size unless the section sets one."""
+        settings = self.setup.plan.behavioral_cloning
+        if settings is None or self.setup.mode == "inference":
+            return None
+        normalize = self.normalizer.normalize_obs if self.normalizer is not None else None
+        try:
+            return settings.build(
+                model,
+                float(model.lr_schedule(1.0)),
+                int(getattr(model, "batch_size", 64)),
+                normalize,
+            )
+        except (ValueError, UnityDemoException) as err:
+            raise ConfigError(f"behavioral_cloning of behavior {self.setup.name}: {err}") from None
 
     def _restore_signals(self, path: Path | None, origin: str) -> None:
         """Load the reward models saved at ``path`` (chosen by ``origin``) into the signals."""
@@ -337,9 +372,28 @@ class BehaviorLearner:
             logger.warning(
                 "%s: %s holds no %s model; it starts afresh.", name, path, ", ".join(missing)
             )
+        if self.value_heads is not None:
+            self._restore_value_heads(self.value_heads, saved.get(VALUE_HEADS_KEY), path)
         restored = [key for key in self.signals if key in saved]
         if restored:
             logger.info("Restored the reward models of %s (%s).", name, ", ".join(restored))
+
+    def _restore_value_heads(
+        self, heads: SignalValueHeads, state: dict[str, Any] | None, path: Path
+    ) -> None:
+        """Load the signals' value heads; heads saved for other signals or another
+        ``network_settings`` are only estimates, so they start afresh with a warning."""
+        try:
+            if state is None:
+                raise ValueError("none were saved")
+            heads.load_state_dict(state)
+        except (ValueError, RuntimeError, KeyError) as err:
+            logger.warning(
+                "%s: the signal value heads in %s do not fit (%s); they start afresh.",
+                self.setup.name,
+                path,
+                _short_reason(err),
+            )
 
     def _check_replay_buffer_takes_signals(self, model: BaseAlgorithm) -> None:
         """A resumed SAC model keeps its saved replay buffer, which must add signal rewards."""
@@ -352,6 +406,13 @@ class BehaviorLearner:
                 "with the reward_signals the run started with, or start a new run from these "
                 "weights with --initialize-from."
             )
+
+    def _reward_model_states(self) -> dict[str, dict[str, Any]]:
+        """What a ``.reward_signals.pt`` holds: each signal's state, and the value heads'."""
+        states = {key: signal.state_dict() for key, signal in self.signals.items()}
+        if self.value_heads is not None:
+            states[VALUE_HEADS_KEY] = self.value_heads.state_dict()
+        return states
 
     @property
     def signals_device(self) -> th.device:
@@ -449,6 +510,8 @@ class BehaviorLearner:
             callbacks.append(EntropyCoefficientSchedule(setup.plan.entropy_schedule))
         if self.signals:
             callbacks.append(self._reward_signals_callback())
+        if self.cloning is not None:
+            callbacks.append(BehavioralCloningCallback(self.cloning, stats=setup.stats.add))
         model.learn(
             total_timesteps=remaining,
             callback=CallbackList(callbacks),
@@ -461,7 +524,13 @@ class BehaviorLearner:
         the extrinsic episode reward is reported by :meth:`record_episodes`)."""
         plan, signals = self.setup.plan, list(self.signals.values())
         if plan.on_policy:
-            return RewardSignalsCallback(signals, stats=self.setup.stats.add, log_extrinsic=False)
+            return RewardSignalsCallback(
+                signals,
+                stats=self.setup.stats.add,
+                log_extrinsic=False,
+                value_heads=self.value_heads,
+                extrinsic=plan.extrinsic,
+            )
         return OffPolicyRewardSignalsCallback(
             signals,
             steps_per_update=plan.reward_signal_steps_per_update,
@@ -530,7 +599,8 @@ class BehaviorLearner:
             if episode is not None:
                 self.setup.stats.add(CUMULATIVE_REWARD, float(episode["r"]))
                 self.setup.stats.add(EPISODE_LENGTH, float(episode["l"]))
-                self.setup.stats.add("Policy/Extrinsic Reward", float(episode["r"]) * scale)
+                if self.setup.plan.extrinsic:
+                    self.setup.stats.add("Policy/Extrinsic Reward", float(episode["r"]) * scale)
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -568,7 +638,7 @@ class BehaviorLearner:
             if self.signals:
                 path = folder / f"{setup.name}-{step}{REWARD_SIGNALS_SUFFIX}"
                 with atomic_writer(path) as handle:
-                    th.save({key: s.state_dict() for key, s in self.signals.items()}, handle)
+                    th.save(self._reward_model_states(), handle)
                 pointer["reward_signals"] = path.name
                 auxiliary.append(path)
             onnx_path = self._export_onnx(folder / f"{setup.name}-{step}.onnx")
@@ -666,10 +736,9 @@ class _RunCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         buffer = getattr(self.model, "rollout_buffer", None)
         if buffer is not None and buffer.full:
-            # With curiosity/RND the one value head estimates the summed reward's return.
-            name = "Combined" if self.learner.signals else "Extrinsic"
+            # SB3's value head learns the extrinsic return (the signals report their own).
             self.learner.setup.stats.add(
-                f"Policy/{name} Value Estimate", float(np.mean(buffer.values))
+                "Policy/Extrinsic Value Estimate", float(np.mean(buffer.values))
             )
 
     def _on_training_end(self) -> None:

@@ -10,12 +10,14 @@ discrete actions trains with :class:`sb3_ext.algorithms.DiscreteSAC` (ML-Agents'
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from cli import training_config as config
 from cli.training_config import NetworkSettings, PPOSettings, RunOptions, TrainerSettings
+from sb3_ext.imitation.behavioral_cloning import BehavioralCloningSettings
 from sb3_ext.networks import (
     ObservationEncoderExtractor,
     VisualEncoderExtractor,
@@ -23,6 +25,7 @@ from sb3_ext.networks import (
 )
 from sb3_ext.reward_signals import (
     CuriositySettings,
+    GAILSettings,
     RewardNetworkSettings,
     RNDSettings,
     SignalSettings,
@@ -49,11 +52,12 @@ VALUE_LOSS_WEIGHT = 0.5
 # ML-Agents clips normalised vector observations to [-5, 5].
 NORMALIZED_OBSERVATION_CLIP = 5.0
 # Reward signals this release trains with (extrinsic is the environment reward itself).
-SUPPORTED_REWARD_SIGNALS = ("extrinsic", "curiosity", "rnd")
+SUPPORTED_REWARD_SIGNALS = ("extrinsic", "gail", "curiosity", "rnd")
 # Algorithms that train on rollouts (reward signals through a callback), not a replay buffer.
 ON_POLICY_ALGORITHMS = ("PPO", "MaskablePPO", "RecurrentPPO")
-# Config name -> sb3_ext settings class of the intrinsic signals.
+# Config name -> sb3_ext settings class of the learnt signals (all but extrinsic).
 INTRINSIC_SIGNALS: dict[str, type[SignalSettings]] = {
+    "gail": GAILSettings,
     "curiosity": CuriositySettings,
     "rnd": RNDSettings,
 }
@@ -77,10 +81,17 @@ class Sb3Plan:
     normalize: bool = False
     entropy_schedule: Schedule | None = None
     deterministic: bool = False
-    # Intrinsic reward signals by config name (curiosity, rnd), built once the model exists.
+    # Learnt reward signals by config name (gail, curiosity, rnd), built once the model exists.
     reward_signals: dict[str, SignalSettings] = field(default_factory=dict)
+    # False without an extrinsic signal: the environment reward is scaled by 0 and left out of
+    # the PPO family's mean advantage, as ML-Agents leaves it out.
+    extrinsic: bool = True
+    # behavioral_cloning, built once the model exists (with the trainer's learning rate).
+    behavioral_cloning: BehavioralCloningSettings | None = None
     # SAC family: environment steps per reward-model update (reward_signal_steps_per_update).
     reward_signal_steps_per_update: float | None = None
+    # PPO family: the body of the signals' value heads (the behavior's network_settings).
+    signal_value_network: RewardNetworkSettings | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -130,6 +141,17 @@ class Sb3Plan:
                 name: _describe_signal(signal, self.reward_signal_steps_per_update)
                 for name, signal in self.reward_signals.items()
             },
+            "reward_signal_value_heads": (
+                None
+                if self.signal_value_network is None
+                else {
+                    "signals": list(self.reward_signals),
+                    "network_settings": asdict(self.signal_value_network),
+                }
+            ),
+            "behavioral_cloning": (
+                None if self.behavioral_cloning is None else asdict(self.behavioral_cloning)
+            ),
             "notes": list(self.notes),
         }
 
@@ -143,6 +165,10 @@ def _describe_signal(signal: SignalSettings, steps_per_update: float | None) -> 
         "learning_rate": signal.learning_rate,
         "network_settings": asdict(signal.network_settings),
     }
+    if isinstance(signal, GAILSettings):
+        described.update(
+            demo_path=signal.demo_path, use_actions=signal.use_actions, use_vail=signal.use_vail
+        )
     if steps_per_update is not None:
         described["steps_per_update"] = steps_per_update
     return described
@@ -290,9 +316,15 @@ def translate_behavior(
             "goal observations are treated as ordinary inputs (no hypernetwork in SB3)."
         )
     kwargs["policy_kwargs"] = policy_kwargs
-    signals = _intrinsic_signals(behavior, settings, spec, gamma, notes)
     on_policy = algorithm in ON_POLICY_ALGORITHMS
-    if signals and not on_policy:
+    signals = _intrinsic_signals(behavior, settings, spec, gamma, on_policy, notes)
+    extrinsic = settings.reward_signals.extrinsic is not None
+    if not extrinsic:
+        reward_scale = _without_extrinsic(signals, notes)
+    value_network = None
+    if signals and on_policy:
+        value_network = _signal_value_network(network, algorithm, signals, notes)
+    elif signals:
         kwargs["replay_buffer_class"] = _replay_buffer_class(algorithm, multi)
     _unsupported_sections(settings, notes)
     return Sb3Plan(
@@ -308,6 +340,9 @@ def translate_behavior(
         deterministic=network.deterministic,
         reward_signals=signals,
         reward_signal_steps_per_update=None if on_policy or not signals else signal_steps,
+        signal_value_network=value_network,
+        extrinsic=extrinsic or not signals,
+        behavioral_cloning=_behavioral_cloning(settings),
         notes=notes,
     )
 
@@ -316,12 +351,24 @@ def _extrinsic(settings: TrainerSettings, notes: list[str]) -> tuple[float, floa
     """(gamma, reward scale) from the extrinsic reward signal."""
     extrinsic = settings.reward_signals.extrinsic
     if extrinsic is None:
-        notes.append(
-            "reward_signals: no extrinsic signal; SB3 still trains on the environment reward "
-            "(strength 1.0, gamma 0.99)."
-        )
         return 0.99, 1.0
     return extrinsic.gamma, extrinsic.strength
+
+
+def _without_extrinsic(signals: dict[str, SignalSettings], notes: list[str]) -> float:
+    """The reward scale and note of a configuration without an ``extrinsic`` signal."""
+    if not signals:
+        notes.append(
+            "reward_signals: no extrinsic signal and no other; SB3 still trains on the "
+            "environment reward (strength 1.0, gamma 0.99)."
+        )
+        return 1.0
+    names = ", ".join(f"reward_signals.{name}" for name in signals)
+    notes.append(
+        f"reward_signals: no extrinsic signal; the environment reward is left out (scaled by "
+        f"0), as in ML-Agents: the policy learns from {names} alone."
+    )
+    return 0.0
 
 
 def _intrinsic_signals(
@@ -329,17 +376,20 @@ def _intrinsic_signals(
     settings: TrainerSettings,
     spec: BehaviorSpec,
     gamma: float,
+    on_policy: bool,
     notes: list[str],
 ) -> dict[str, SignalSettings]:
-    """sb3_ext settings of the curiosity/RND signals, with notes where one value head on the
-    summed reward differs from ML-Agents' head per signal."""
+    """sb3_ext settings of the curiosity/RND signals; for SAC, with notes where its one Q
+    value on the summed reward differs from ML-Agents' head per signal."""
     configured = settings.reward_signals.configured()
     signals: dict[str, SignalSettings] = {}
     for name, kind in INTRINSIC_SIGNALS.items():
         section = configured.get(name)
         if section is None:
             continue
-        assert isinstance(section, config.CuriositySettings | config.RNDSettings)
+        assert isinstance(
+            section, config.GAILSettings | config.CuriositySettings | config.RNDSettings
+        )
         network = section.network_settings
         visual = [s for s in spec.observation_specs if s.is_visual]
         where = f"Behavior {behavior}, reward_signals.{name}.network_settings.vis_encode_type"
@@ -355,6 +405,13 @@ def _intrinsic_signals(
                 f"{network.goal_conditioning_type}: the {name} network takes goal observations "
                 "as ordinary inputs (no hypernetwork)."
             )
+        extra: dict[str, Any] = {}
+        if isinstance(section, config.GAILSettings):
+            extra = {
+                "demo_path": str(Path(section.demo_path).absolute()),
+                "use_actions": section.use_actions,
+                "use_vail": section.use_vail,
+            }
         signals[name] = kind(
             strength=section.strength,
             gamma=section.gamma,
@@ -365,10 +422,49 @@ def _intrinsic_signals(
                 normalize=network.normalize,
                 vis_encode_type=network.vis_encode_type,
             ),
+            **extra,
         )
-    labels = [f"reward_signals.{name}" for name in signals]
-    notes.extend(value_head_caveats(list(signals.values()), gamma, labels))
+    if not on_policy:
+        labels = [f"reward_signals.{name}" for name in signals]
+        notes.extend(value_head_caveats(list(signals.values()), gamma, labels))
     return signals
+
+
+def _signal_value_network(
+    network: NetworkSettings,
+    algorithm: str,
+    signals: dict[str, SignalSettings],
+    notes: list[str],
+) -> RewardNetworkSettings:
+    """The body of the signals' value heads: the behavior's ``network_settings``, as
+    ML-Agents' critic. Observations reach it already normalised when ``normalize`` is on."""
+    if algorithm == "RecurrentPPO":
+        names = ", ".join(f"reward_signals.{name}" for name in signals)
+        notes.append(
+            f"{names}: the value heads of these signals see the current observation only "
+            "(ML-Agents' critic has the memory too)."
+        )
+    return RewardNetworkSettings(
+        hidden_units=network.hidden_units,
+        num_layers=network.num_layers,
+        normalize=False,
+        vis_encode_type=network.vis_encode_type,
+    )
+
+
+def _behavioral_cloning(settings: TrainerSettings) -> BehavioralCloningSettings | None:
+    """sb3_ext settings of the ``behavioral_cloning`` section (demo path made absolute)."""
+    section = settings.behavioral_cloning
+    if section is None:
+        return None
+    return BehavioralCloningSettings(
+        demo_path=str(Path(section.demo_path).absolute()),
+        strength=section.strength,
+        steps=section.steps,
+        batch_size=section.batch_size,
+        num_epoch=section.num_epoch,
+        samples_per_update=section.samples_per_update,
+    )
 
 
 def _replay_buffer_class(algorithm: str, dict_observations: bool) -> type[Any]:
@@ -419,8 +515,6 @@ def _unsupported_sections(settings: TrainerSettings, notes: list[str]) -> None:
     for name in settings.reward_signals.configured():
         if name not in SUPPORTED_REWARD_SIGNALS:
             notes.append(f"reward_signals.{name}: not available yet; trained without it.")
-    if settings.behavioral_cloning is not None:
-        notes.append("behavioral_cloning: not available yet; trained without it.")
     if settings.self_play is not None:
         notes.append(
             "self_play: not available yet; each team trains its own model against the others."

@@ -52,6 +52,11 @@ def _as_text(plans: list[dict[str, Any]]) -> str:
             lines.append(f"  ent_coef schedule = {json.dumps(plan['entropy_schedule'])}")
         for name, signal in plan["reward_signals"].items():
             lines.append(f"  reward signal {name} = {json.dumps(signal)}")
+        if plan["reward_signal_value_heads"]:
+            heads = plan["reward_signal_value_heads"]
+            lines.append(f"  reward signal value heads = {json.dumps(heads)}")
+        if plan["behavioral_cloning"]:
+            lines.append(f"  behavioral cloning = {json.dumps(plan['behavioral_cloning'])}")
         for note in plan["notes"]:
             lines.append(f"  note: {note}")
     return "\n".join(lines)

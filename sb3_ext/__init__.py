@@ -10,8 +10,11 @@
   multi-branch discrete actions with action masks.
 - ``networks``: networks SB3 lacks: ML-Agents' visual encoders (``vis_encode_type``) as SB3
   features extractors.
-- ``reward_signals``: ML-Agents' curiosity and RND reward signals for SB3's PPO family (a
-  callback) and SAC family (replay buffers and a callback).
+- ``reward_signals``: ML-Agents' curiosity, RND and GAIL/VAIL reward signals for SB3's PPO
+  family (a callback, with a value head per signal) and SAC family (replay buffers and a
+  callback).
+- ``imitation``: ``.demo`` recordings as expert transitions, ML-Agents' behavioral cloning
+  (during ``learn`` and as pretraining), and demonstrations in SB3 replay buffers.
 
-GAIL, behavioural cloning, self-play and curricula arrive with their issues.
+Self-play and curricula arrive with their issues.
 """

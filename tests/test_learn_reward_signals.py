@@ -104,6 +104,10 @@ def _signal_state(path: Path) -> dict[str, Any]:
 def _assert_same_weights(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert set(a) == set(b)
     for signal in a:
+        if signal == "value_heads":
+            for key, tensor in a[signal]["network"].items():
+                torch.testing.assert_close(tensor, b[signal]["network"][key])
+            continue
         for module, weights in a[signal]["modules"].items():
             for key, tensor in weights.items():
                 torch.testing.assert_close(tensor, b[signal]["modules"][module][key])
@@ -128,22 +132,36 @@ def test_mlagents_pyramids_configs_translate_each_signal() -> None:
     assert described["class"] == "sb3_ext.reward_signals.CuriositySignal"
     assert described["network_settings"]["hidden_units"] == 256
     assert not any("not available yet" in note for note in plan.notes)
-    # One value head: the difference from ML-Agents' heads per signal is named.
-    assert any(n.startswith("reward_signals.curiosity: ML-Agents bootstraps") for n in plan.notes)
+    # PPO: the signal gets its own value head on the behavior's network_settings, as in
+    # ML-Agents, so nothing about value heads needs a note.
+    heads = plan.describe()["reward_signal_value_heads"]
+    assert heads["signals"] == ["curiosity"]
+    assert heads["network_settings"]["hidden_units"] == 512
+    assert not any("value head" in note for note in plan.notes)
 
 
-def test_signal_gamma_differing_from_extrinsic_is_named_and_encoding_size_sizes_the_net() -> None:
-    plan = _plan(
+def test_signal_gamma_is_honoured_by_ppo_named_for_sac_and_encoding_size_sizes_the_net() -> None:
+    signals = {"gamma": 0.9, "strength": 0.1, "encoding_size": 48}
+    plan = _plan(_with(reward_signals__curiosity=signals, reward_signals__rnd=None))
+    assert plan.reward_signals["curiosity"].network_settings.hidden_units == 48
+    # PPO honours the signal's gamma in its value head.
+    assert plan.reward_signals["curiosity"].gamma == 0.9
+    assert not any("gamma 0.9" in note for note in plan.notes)
+    # SAC's one Q value discounts the summed reward with one gamma: named in notes.
+    sac = _plan(
         _with(
-            reward_signals__curiosity={"gamma": 0.9, "strength": 0.1, "encoding_size": 48},
+            trainer_type="sac",
+            hyperparameters={"batch_size": 32, "buffer_size": 1000},
+            reward_signals__curiosity=signals,
             reward_signals__rnd=None,
         )
     )
-    assert plan.reward_signals["curiosity"].network_settings.hidden_units == 48
     assert any(
         n.startswith("reward_signals.curiosity: gamma 0.9 differs from the algorithm's gamma 0.99")
-        for n in plan.notes
+        for n in sac.notes
     )
+    assert any(n.startswith("reward_signals.curiosity: ML-Agents bootstraps") for n in sac.notes)
+    assert sac.describe()["reward_signal_value_heads"] is None
 
 
 def test_sac_gets_a_reward_signal_replay_buffer_and_its_update_schedule() -> None:
@@ -216,10 +234,17 @@ def test_ppo_with_curiosity_and_rnd_logs_mlagents_names_and_resume_restores_mode
     assert _learn(tmp_path, PYRAMIDS) == 0
     folder = tmp_path / "results/run/Pyramids"
     tags = _scalar_tags(folder)
-    assert {*SIGNAL_STATS, "Policy/Combined Value Estimate"} <= tags
+    value_estimates = {
+        "Policy/Extrinsic Value Estimate",
+        "Policy/Curiosity Value Estimate",
+        "Policy/Rnd Value Estimate",
+    }
+    assert SIGNAL_STATS | value_estimates <= tags
     pointer = yaml.safe_load((folder / "checkpoint.json").read_text())
     saved = _signal_state(folder / pointer["reward_signals"])
-    assert set(saved) == {"curiosity", "rnd"}
+    assert set(saved) == {"curiosity", "rnd", "value_heads"}
+    assert saved["value_heads"]["names"] == ["Curiosity", "RND"]
+    assert saved["value_heads"]["optimizer"]["state"], "the heads' optimizer is checkpointed"
     assert saved["curiosity"]["has_updated_once"]
     assert saved["curiosity"]["optimizer"]["state"], "optimizer state is checkpointed"
     # The exported model stays the policy alone.
@@ -249,7 +274,10 @@ def test_initialize_from_restores_reward_models_that_fit_and_explains_those_that
     assert "reward models" in message and "network_settings" in message
     del config["behaviors"]["Pyramids"]["reward_signals"]["rnd"]
     assert _learn(tmp_path, config, "--initialize-from=run", run_id="third") == 0
-    assert "Restored the reward models of Pyramids (curiosity)." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Restored the reward models of Pyramids (curiosity)." in out
+    # The value heads were saved for curiosity and RND: they start afresh, with a warning.
+    assert "signal value heads" in out and "start afresh" in out
 
 
 def test_discrete_sac_trains_with_curiosity_and_checkpoints_it(tmp_path: Path, capsys) -> None:

@@ -34,6 +34,7 @@ from sb3_ext.reward_signals import (
     RewardSignalReplayBuffer,
     RewardSignalsCallback,
     RNDSignal,
+    SignalValueHeads,
     Transitions,
     reward_signal_buffer_class,
 )
@@ -42,10 +43,14 @@ SMALL = RewardNetworkSettings(hidden_units=16, num_layers=1)
 
 
 class ChainEnv(gym.Env):
-    """A 1-D chain: start at 0, step left/right, reward 1 and the end at the last cell."""
+    """A 1-D chain: start at 0, step left/right, reward 1 and the end at the last cell
+    (observed as a one-hot cell, or all zeros when ``blind``)."""
 
-    def __init__(self, length: int = 4, max_steps: int = 6, dict_obs: bool = False) -> None:
+    def __init__(
+        self, length: int = 4, max_steps: int = 6, dict_obs: bool = False, blind: bool = False
+    ) -> None:
         self.length, self.max_steps, self.dict_obs = length, max_steps, dict_obs
+        self.blind = blind
         onehot = spaces.Box(0.0, 1.0, (length,), np.float32)
         self.observation_space: spaces.Space = (
             spaces.Dict({"cell": onehot, "t": spaces.Box(0.0, 1.0, (1,), np.float32)})
@@ -57,6 +62,8 @@ class ChainEnv(gym.Env):
 
     def _obs(self) -> Any:
         onehot = np.eye(self.length, dtype=np.float32)[self.pos]
+        if self.blind:
+            onehot[:] = 0.0
         if self.dict_obs:
             return {"cell": onehot, "t": np.array([self.t / self.max_steps], np.float32)}
         return onehot
@@ -105,8 +112,8 @@ class StubSignal(RewardSignal):
 
     name: ClassVar[str] = "Stub"
 
-    def __init__(self, strength: float = 0.5) -> None:
-        super().__init__(strength, 0.99, "cpu")
+    def __init__(self, strength: float = 0.5, gamma: float = 0.99) -> None:
+        super().__init__(strength, gamma, "cpu")
         self.dummy = nn.Linear(1, 1)
         self.optimizer = torch.optim.SGD(self.dummy.parameters(), lr=0.0)
         self.updates = 0
@@ -147,6 +154,8 @@ class Probe(BaseCallback):
         self.actions: list[np.ndarray] = []
         self.next_obs: list[np.ndarray] = []
         self.last_dones: np.ndarray | None = None
+        self.dones: list[np.ndarray] = []
+        self.truncated: list[np.ndarray] = []
         self.buffer: dict[str, np.ndarray] = {}
 
     def _on_step(self) -> bool:
@@ -161,6 +170,10 @@ class Probe(BaseCallback):
         self.actions.append(np.asarray(self.locals["actions"]).reshape(len(dones)))
         self.next_obs.append(next_obs)
         self.last_dones = np.asarray(dones, dtype=np.float32)
+        self.dones.append(np.asarray(dones, dtype=bool))
+        self.truncated.append(
+            np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
+        )
         return True
 
     def _on_rollout_end(self) -> None:
@@ -173,27 +186,52 @@ class Probe(BaseCallback):
             self.at_end()
 
 
-def _gae(
-    rewards: np.ndarray, starts: np.ndarray, last_dones: np.ndarray, gamma: float, lam: float
+def _signal_gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    dones: np.ndarray,
+    truncated: np.ndarray,
+    gamma: float,
+    lam: float,
+    ignore_done: bool,
 ) -> np.ndarray:
-    """GAE of ``rewards`` with zero values (the change a reward change makes, by linearity)."""
+    """ML-Agents' per-signal GAE written out: bootstrap from V(s') unless the episode
+    terminated and the signal does not ignore dones; the trace stops at every episode end."""
     advantages = np.zeros_like(rewards)
-    running = np.zeros(rewards.shape[1])
-    for t in reversed(range(len(rewards))):
-        non_terminal = 1.0 - (last_dones if t == len(rewards) - 1 else starts[t + 1])
-        running = rewards[t] + gamma * lam * non_terminal * running
-        advantages[t] = running
+    for env in range(rewards.shape[1]):
+        running = 0.0
+        for t in reversed(range(len(rewards))):
+            terminal = dones[t, env] and not truncated[t, env]
+            bootstrap = 0.0 if terminal and not ignore_done else next_values[t, env]
+            delta = rewards[t, env] + gamma * bootstrap - values[t, env]
+            running = delta + (0.0 if dones[t, env] else gamma * lam * running)
+            advantages[t, env] = running
     return advantages
+
+
+class CutStubSignal(StubSignal):
+    """The stub as a signal whose value stops at terminal states (like extrinsic or GAIL)."""
+
+    name: ClassVar[str] = "CutStub"
+    ignore_done: ClassVar[bool] = False
 
 
 ALGORITHMS = {"PPO": PPO, "RecurrentPPO": RecurrentPPO, "MaskablePPO": MaskablePPO}
 
 
 @pytest.mark.parametrize(
-    ("algo", "dict_obs"),
-    [("PPO", False), ("PPO", True), ("RecurrentPPO", False), ("MaskablePPO", False)],
+    ("algo", "dict_obs", "ignore_done"),
+    [
+        ("PPO", False, True),
+        ("PPO", True, True),
+        ("RecurrentPPO", False, True),
+        ("MaskablePPO", False, False),
+    ],
 )
-def test_on_policy_rollout_rewards_returns_and_update_count(algo: str, dict_obs: bool) -> None:
+def test_on_policy_rollout_per_signal_advantages_and_update_count(
+    algo: str, dict_obs: bool, ignore_done: bool
+) -> None:
     policy = (
         "MultiInputPolicy"
         if dict_obs
@@ -211,34 +249,69 @@ def test_on_policy_rollout_rewards_returns_and_update_count(algo: str, dict_obs:
     model = ALGORITHMS[algo](
         policy, _venv(length=3, max_steps=5, dict_obs=dict_obs), seed=0, **kwargs
     )
-    stub = StubSignal(strength=0.5)
+    stub = StubSignal(0.5, gamma=0.7) if ignore_done else CutStubSignal(0.5, gamma=0.7)
+    # Learning rate 0: the heads' weights stay as they were when the rollout was evaluated.
+    heads = SignalValueHeads(
+        model.observation_space, [stub.name], SMALL, learning_rate=0.0, device="cpu"
+    )
     before, after = Probe(), Probe()
-    signals = RewardSignalsCallback([stub], stats=lambda k, v: None)
+    signals = RewardSignalsCallback([stub], stats=lambda k, v: None, value_heads=heads)
     model.learn(32, callback=CallbackList([before, signals, after]))
 
     obs, actions, next_obs = (np.stack(x) for x in (before.obs, before.actions, before.next_obs))
-    assert before.last_dones is not None
+    dones, truncated = np.stack(before.dones), np.stack(before.truncated)
+    assert dones.any() and (dones & ~truncated).any()
     expected = StubSignal.reward(obs.reshape(32, -1), actions.reshape(32), next_obs.reshape(32, -1))
     expected = expected.reshape(16, 2)
-    np.testing.assert_allclose(signals.last_rewards["Stub"], expected, rtol=1e-6)
-    # Rewards in the buffer: extrinsic (with SB3's timeout bootstrap) + strength * r.
-    np.testing.assert_allclose(
-        after.buffer["rewards"], before.buffer["rewards"] + 0.5 * expected, rtol=1e-5, atol=1e-4
+    np.testing.assert_allclose(signals.last_rewards[stub.name], expected, rtol=1e-6)
+    values = signals.last_values[stub.name]
+    next_values = signals.last_next_values[stub.name]
+    if not dict_obs:  # V(s) and V(s') (the final observation at episode ends) of the head.
+        for seen, inputs in ((values, obs), (next_values, next_obs)):
+            direct = heads.values(torch.as_tensor(inputs.reshape(32, -1))).numpy()
+            np.testing.assert_allclose(seen, direct.reshape(16, 2), rtol=1e-5, atol=1e-6)
+    # The buffer keeps the extrinsic rewards and returns (SB3's value head learns those) ...
+    for key in ("rewards", "returns", "values"):
+        np.testing.assert_allclose(after.buffer[key], before.buffer[key], rtol=1e-6)
+    # ... and its advantage becomes the mean of the extrinsic and the signal's advantages.
+    signal_advantage = _signal_gae(
+        0.5 * expected, values, next_values, dones, truncated, 0.7, 0.8, ignore_done
     )
-    # Advantages recomputed: the change is the GAE of the added reward (GAE is linear in r).
-    change = _gae(0.5 * expected, before.buffer["episode_starts"], before.last_dones, 0.9, 0.8)
     np.testing.assert_allclose(
-        after.buffer["advantages"] - before.buffer["advantages"], change, rtol=1e-4, atol=1e-2
-    )
-    np.testing.assert_allclose(
-        after.buffer["returns"],
-        after.buffer["advantages"] + after.buffer["values"],
-        rtol=1e-6,
-        atol=1e-5,
+        after.buffer["advantages"],
+        (before.buffer["advantages"] + signal_advantage) / 2,
+        rtol=1e-4,
+        atol=1e-3,
     )
     # n_epochs x (n_steps * n_envs // batch_size) reward-model updates, each of batch_size.
     assert stub.updates == signals.n_updates == 3 * (32 // 8)
     assert stub.batch_sizes == [8] * 12
+
+
+def test_value_heads_learn_an_intrinsic_return_that_ignores_episode_ends() -> None:
+    """A reward of 1 per step with gamma 0.5 is worth 1 / (1 - 0.5) = 2 when the value
+    bootstraps through episode ends (curiosity, RND); cut at terminal states it is less. The
+    chain is observed blind (a constant observation), so one value serves every state."""
+    results = {}
+    for stub in (StubSignal(1.0, gamma=0.5), CutStubSignal(1.0, gamma=0.5)):
+        stub.reward = staticmethod(lambda o, a, n: np.ones(len(o)))  # type: ignore[method-assign]
+        # Learning rate 0 keeps the initial, near-uniform policy.
+        model = PPO(
+            "MlpPolicy",
+            _venv(length=3, max_steps=8, blind=True),
+            n_steps=64,
+            batch_size=32,
+            learning_rate=0.0,
+            seed=0,
+        )
+        heads = SignalValueHeads(
+            model.observation_space, [stub.name], SMALL, learning_rate=1e-2, device="cpu"
+        )
+        callback = RewardSignalsCallback([stub], stats=lambda k, v: None, value_heads=heads)
+        model.learn(2048, callback=callback)
+        results[stub.name] = float(heads.values(torch.zeros(1, 3))[0, 0])
+    assert results["Stub"] == pytest.approx(2.0, abs=0.1)
+    assert 1.0 < results["CutStub"] < 1.8
 
 
 def test_on_policy_episode_ends_use_the_terminal_observation() -> None:

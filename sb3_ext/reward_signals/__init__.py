@@ -5,8 +5,10 @@
 - ``actions``: :class:`ActionLayout`, ML-Agents' flattened action for Box, Discrete,
   MultiDiscrete (and hybrid) actions.
 - ``base``: :class:`Transitions` (the batch type), :class:`RewardSignal` (the interface),
-  :func:`value_head_caveats` (where one SB3 value head differs from ML-Agents' per-signal heads).
-- ``curiosity`` / ``rnd``: :class:`CuriositySignal`, :class:`RNDSignal` and their settings.
+  :func:`value_head_caveats` (where SAC's one Q value differs from ML-Agents' per-signal heads).
+- ``curiosity`` / ``rnd`` / ``gail``: :class:`CuriositySignal`, :class:`RNDSignal`,
+  :class:`GAILSignal` (GAIL and VAIL from a ``.demo`` recording) and their settings.
+- ``value_heads``: :class:`SignalValueHeads`, ML-Agents' per-signal value heads (PPO family).
 - ``on_policy``: :class:`RewardSignalsCallback` for PPO, RecurrentPPO and MaskablePPO.
 - ``off_policy``: replay buffers that re-evaluate the signals on every sample and
   :class:`OffPolicyRewardSignalsCallback`, for SAC and DiscreteSAC.
@@ -32,6 +34,7 @@ from sb3_ext.reward_signals.base import (
     value_head_caveats,
 )
 from sb3_ext.reward_signals.curiosity import CuriosityNetwork, CuriositySettings, CuriositySignal
+from sb3_ext.reward_signals.gail import DiscriminatorNetwork, GAILSettings, GAILSignal
 from sb3_ext.reward_signals.network_body import (
     NetworkBody,
     Normalizer,
@@ -50,6 +53,7 @@ from sb3_ext.reward_signals.off_policy import (
 from sb3_ext.reward_signals.on_policy import RewardSignalsCallback
 from sb3_ext.reward_signals.rnd import RNDSettings, RNDSignal
 from sb3_ext.reward_signals.stats import EXTRINSIC_REWARD_STAT, StatsSink
+from sb3_ext.reward_signals.value_heads import SignalValueHeads, signal_advantages
 
 __all__ = [
     "EXTRINSIC_REWARD_STAT",
@@ -57,6 +61,9 @@ __all__ = [
     "CuriosityNetwork",
     "CuriositySettings",
     "CuriositySignal",
+    "DiscriminatorNetwork",
+    "GAILSettings",
+    "GAILSignal",
     "NetworkBody",
     "Normalizer",
     "OffPolicyRewardSignalsCallback",
@@ -71,10 +78,12 @@ __all__ = [
     "RewardSignalReplayMixin",
     "RewardSignalsCallback",
     "SignalSettings",
+    "SignalValueHeads",
     "StatsSink",
     "Transitions",
     "default_steps_per_update",
     "reward_signal_buffer_class",
+    "signal_advantages",
     "total_scaled_reward",
     "value_head_caveats",
 ]

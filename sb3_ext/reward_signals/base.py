@@ -55,12 +55,14 @@ class Transitions:
 
     ``observations`` / ``next_observations``: ``[B, ...]`` tensors, or dicts of them for
     ``Dict`` spaces. ``actions``: ``[B, ...]`` as the action layout describes (continuous
-    values, then branch indices). RND reads only ``observations``.
+    values, then branch indices). ``dones``: ``[B]``, 1 where the episode ended with this
+    transition (GAIL's ``use_actions`` reads it). RND reads only ``observations``.
     """
 
     observations: ObsTensor
     next_observations: ObsTensor | None = None
     actions: th.Tensor | None = None
+    dones: th.Tensor | None = None
 
     def __len__(self) -> int:
         return obs_batch_size(self.observations)
@@ -72,6 +74,7 @@ class Transitions:
             obs_to(self.observations, dev),
             None if self.next_observations is None else obs_to(self.next_observations, dev),
             None if self.actions is None else self.actions.to(dev),
+            None if self.dones is None else self.dones.to(dev),
         )
 
     @classmethod
@@ -81,12 +84,16 @@ class Transitions:
         next_observations: ObsArray | None = None,
         actions: np.ndarray | None = None,
         device: th.device | str = "cpu",
+        dones: np.ndarray | None = None,
     ) -> Transitions:
         """A batch from numpy arrays (or dicts of arrays)."""
         return cls(
             obs_from_numpy(observations, device),
             None if next_observations is None else obs_from_numpy(next_observations, device),
             None if actions is None else th.as_tensor(np.asarray(actions), device=device),
+            None
+            if dones is None
+            else th.as_tensor(np.asarray(dones, dtype=np.float32).reshape(-1), device=device),
         )
 
 
@@ -111,6 +118,11 @@ class RewardSignal(ABC):
     def reward_stat(self) -> str:
         """ML-Agents' per-episode reward stat: ``Policy/{name.capitalize()} Reward``."""
         return f"Policy/{self.name.capitalize()} Reward"
+
+    @property
+    def value_stat(self) -> str:
+        """ML-Agents' value-estimate stat: ``Policy/{name.capitalize()} Value Estimate``."""
+        return f"Policy/{self.name.capitalize()} Value Estimate"
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
@@ -185,15 +197,14 @@ def value_head_caveats(
     gamma: float,
     labels: Sequence[str] | None = None,
 ) -> list[str]:
-    """Why one value head on the summed reward differs from ML-Agents for these signals.
+    """Why one value on the summed reward (SAC's Q) differs from ML-Agents for these signals.
 
-    ML-Agents keeps one value head (and GAE) per signal, with the signal's own ``gamma`` and,
-    for ``ignore_done`` signals (curiosity, RND), values bootstrapped through terminal states;
-    SB3 learns one value of ``extrinsic + sum strength_i r_i`` with the algorithm's ``gamma``
-    and cuts every return at an episode end. An empty list: only the 1/N averaging of
-    advantages differs (removed by advantage normalisation up to the mixing of signals).
-    Takes signals or their settings; ``labels`` name them in the notes (default: ML-Agents'
-    signal names).
+    ML-Agents keeps value heads per signal, with the signal's own ``gamma`` and, for
+    ``ignore_done`` signals (curiosity, RND), values bootstrapped through terminal states; SB3's
+    SAC learns one Q value of ``extrinsic + sum strength_i r_i`` with the algorithm's ``gamma``
+    and cuts every return at an episode end. (The PPO family has per-signal heads:
+    :class:`~sb3_ext.reward_signals.value_heads.SignalValueHeads`.) Takes signals or their
+    settings; ``labels`` name them in the notes (default: ML-Agents' signal names).
     """
     notes: list[str] = []
     for index, signal in enumerate(signals):
@@ -202,12 +213,13 @@ def value_head_caveats(
         if not np.isclose(signal.gamma, gamma):
             notes.append(
                 f"{label}: gamma {signal.gamma} differs from the algorithm's gamma "
-                f"{gamma}; its reward is discounted with {gamma} (SB3 has one value head)."
+                f"{gamma}; its reward is discounted with {gamma} (one Q value for all rewards)."
             )
         if kind.ignore_done:
             notes.append(
                 f"{label}: ML-Agents bootstraps its value through terminal states "
-                "(ignore_done); here its returns end with the episode (SB3 has one value head)."
+                "(ignore_done); here its returns end with the episode (one Q value for all "
+                "rewards)."
             )
     return notes
 

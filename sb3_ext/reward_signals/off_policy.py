@@ -39,6 +39,16 @@ from sb3_ext.reward_signals.callback_base import RewardSignalsCallbackBase, next
 from sb3_ext.reward_signals.stats import StatsSink, UpdateStats
 
 
+def sample_transitions(samples: Any) -> Transitions:
+    """An SB3 replay sample (``ReplayBufferSamples`` or a variant) as signal input."""
+    return Transitions(
+        samples.observations,
+        samples.next_observations,
+        samples.actions,
+        samples.dones.reshape(-1).float(),
+    )
+
+
 class RewardSignalReplayMixin:
     """Mixed in before an SB3 replay buffer: ``sample`` adds the signals' rewards, computed
     with their current weights. Signals are attached with :meth:`attach_reward_signals` and
@@ -94,7 +104,7 @@ class RewardSignalReplayMixin:
         if not self._reward_signals:
             return samples
         rewards: th.Tensor = samples.rewards
-        batch = Transitions(samples.observations, samples.next_observations, samples.actions)
+        batch = sample_transitions(samples)
         added = th.zeros(rewards.shape[0], device=rewards.device)
         for signal in self._reward_signals:
             reward = signal.evaluate(batch.to(signal.device)).detach().to(rewards.device)
@@ -281,7 +291,7 @@ class OffPolicyRewardSignalsCallback(RewardSignalsCallbackBase):
         stats = UpdateStats()
         while (steps - model.learning_starts) / self.update_steps > self._spu():
             samples = buffer.sample_extrinsic(batch_size, env=model._vec_normalize_env)
-            batch = Transitions(samples.observations, samples.next_observations, samples.actions)
+            batch = sample_transitions(samples)
             for signal in self.signals:
                 stats.add(signal.update(batch))
             self.update_steps += 1

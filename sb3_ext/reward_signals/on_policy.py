@@ -3,26 +3,23 @@
 :class:`RewardSignalsCallback` hooks into SB3's rollout through callback events only:
 
 - every step it records what the rollout buffer lacks: the actions as the environment
-  received them, where episodes ended, and their final observations
-  (``infos[i]["terminal_observation"]``), so ``s'`` of every transition is known;
-- at the end of the rollout (SB3 has already run ``compute_returns_and_advantage``) it
-  evaluates every signal once on the whole rollout with the current weights (as ML-Agents
-  evaluates a trajectory when it is collected), adds ``strength_i * r_i`` to
-  ``rollout_buffer.rewards`` and reruns the buffer's own ``compute_returns_and_advantage``;
-- then it trains every signal ``n_epochs x (n_steps * n_envs // batch_size)`` times on
-  minibatches of ``batch_size`` shuffled from this rollout. ML-Agents calls ``update`` after
-  each PPO minibatch; this rollout's rewards are already computed, so training at rollout end
-  gives the same number of steps on the same data before the next rollout is evaluated.
+  received them, where episodes ended (and whether by a time limit), and their final
+  observations (``infos[i]["terminal_observation"]``), so ``s'`` of every transition is known;
+- at the end of the rollout (SB3 has already run ``compute_returns_and_advantage`` on the
+  extrinsic reward) it evaluates every signal once on the whole rollout with the current
+  weights (as ML-Agents evaluates a trajectory when it is collected), computes each signal's
+  GAE with its own ``gamma`` and value head (:class:`SignalValueHeads`; curiosity and RND
+  bootstrap through episode ends, ``ignore_done``), and replaces the buffer's advantages by
+  the mean of the extrinsic and per-signal advantages, as ML-Agents does. The buffer's
+  rewards and returns stay extrinsic: SB3's own value head learns the extrinsic return;
+- then it trains every signal and the value heads ``n_epochs x (n_steps * n_envs //
+  batch_size)`` times on minibatches of ``batch_size`` shuffled from this rollout. ML-Agents
+  calls ``update`` after each PPO minibatch; this rollout's rewards are already computed, so
+  training at rollout end gives the same number of steps on the same data before the next
+  rollout is evaluated.
 
-The last value estimate is recovered from the buffer rather than from the callback's locals:
-RecurrentPPO and MaskablePPO (sb3-contrib 2.9) call ``on_rollout_end`` without refreshing
-``locals``, so ``locals["values"]`` would be the last step's, not the bootstrap value.
-
-Difference from ML-Agents: SB3 has one value head, fed the summed reward with the algorithm's
-``gamma`` and cut at every episode end; ML-Agents has one head per signal, each with its own
-``gamma``, intrinsic values bootstrapped through terminals (``ignore_done``), and the mean of
-the per-signal advantages. :func:`~sb3_ext.reward_signals.base.value_head_caveats` lists
-when a configuration depends on that.
+Differences from ML-Agents: the intrinsic heads have their own body and optimiser (ML-Agents
+shares one critic body and one Adam with the actor), and no memory under RecurrentPPO.
 """
 
 from __future__ import annotations
@@ -42,7 +39,9 @@ from sb3_ext.reward_signals.callback_base import (
     set_row,
     take_rows,
 )
+from sb3_ext.reward_signals.network_body import RewardNetworkSettings
 from sb3_ext.reward_signals.stats import StatsSink, UpdateStats
+from sb3_ext.reward_signals.value_heads import SignalValueHeads, signal_advantages
 
 
 class RewardSignalsCallback(RewardSignalsCallbackBase):
@@ -54,6 +53,12 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
     :param eval_batch_size: transitions per forward pass when evaluating a rollout.
     :param stats: where ML-Agents' stats go, ``(name, value)``; default SB3's logger.
     :param log_extrinsic: also report ``Policy/Extrinsic Reward`` per episode.
+    :param value_heads: the signals' value heads (columns in the order of ``signals``);
+        default: built at the start of training for the model's observation space.
+    :param value_network: the default heads' shared body (default ``RewardNetworkSettings()``).
+    :param extrinsic: the environment reward is a signal too (its advantage, from SB3's value
+        head, joins the mean); False when a configuration has no ``extrinsic`` signal, as
+        with GAIL alone.
     """
 
     def __init__(
@@ -64,9 +69,21 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
         eval_batch_size: int = 1024,
         stats: StatsSink | None = None,
         log_extrinsic: bool = True,
+        value_heads: SignalValueHeads | None = None,
+        value_network: RewardNetworkSettings | None = None,
+        extrinsic: bool = True,
         verbose: int = 0,
     ) -> None:
         super().__init__(signals, stats, log_extrinsic, verbose)
+        names = [s.name for s in self.signals]
+        if value_heads is not None and list(value_heads.names) != names:
+            raise ValueError(
+                f"value_heads are for signals {list(value_heads.names)}, the callback has "
+                f"{names}; build SignalValueHeads with the same names in the same order."
+            )
+        self.value_heads = value_heads
+        self.value_network = value_network
+        self.extrinsic = extrinsic
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.eval_batch_size = int(eval_batch_size)
@@ -76,6 +93,14 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
         self.n_updates = 0
         self.last_update_count = 0
         self.last_update_stats: dict[str, float] = {}
+        # Value estimates of each signal's head in the last rollout, V(s) and V(s'), and the
+        # heads' mean loss in the last update.
+        self.last_values: dict[str, np.ndarray] = {}
+        self.last_next_values: dict[str, np.ndarray] = {}
+        self.last_value_loss = float("nan")
+        self._returns = np.zeros((0, 0), dtype=np.float32)
+        self._old_values = np.zeros((0, 0), dtype=np.float32)
+        self._truncated = np.zeros((0, 0), dtype=bool)
         self._actions: np.ndarray | None = None
         self._dones = np.zeros((0, 0), dtype=bool)
         self._terminal: dict[tuple[int, int], Any] = {}
@@ -89,6 +114,13 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
                 f"RewardSignalsCallback works with on-policy algorithms (PPO, RecurrentPPO, "
                 f"MaskablePPO), not {type(self.model).__name__}; use "
                 "OffPolicyRewardSignalsCallback for SAC and DiscreteSAC."
+            )
+        if self.signals and self.value_heads is None:
+            self.value_heads = SignalValueHeads(
+                self.model.observation_space,
+                [s.name for s in self.signals],
+                self.value_network,
+                device=self.model.device,
             )
 
     @property
@@ -108,6 +140,7 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
         buffer = self._buffer
         self._actions = None
         self._dones = np.zeros((buffer.buffer_size, buffer.n_envs), dtype=bool)
+        self._truncated = np.zeros_like(self._dones)
         self._terminal = {}
         self._last_new_obs = None
 
@@ -124,6 +157,7 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
         infos = self.locals["infos"]
         new_obs = self.locals["new_obs"]
         for env in np.flatnonzero(dones):
+            self._truncated[step, env] = bool(infos[int(env)].get("TimeLimit.truncated", False))
             terminal = infos[int(env)].get("terminal_observation")
             if terminal is None:  # Not an SB3 VecEnv: the reset observation is all there is.
                 terminal = take_rows(new_obs, np.array([env]))
@@ -157,6 +191,7 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
             take_rows(buffer.observations, steps, envs),
             self._next_observations(steps, envs),
             self._actions[steps, envs],
+            dones=self._dones[steps, envs],
         )
 
     # -- rollout end ---------------------------------------------------------------------
@@ -169,54 +204,104 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
             return
         n_steps, n_envs = buffer.buffer_size, buffer.n_envs
         total = n_steps * n_envs
-        raw = {s.name: np.zeros(total, dtype=np.float32) for s in self.signals}
+        heads = self.value_heads
+        assert heads is not None
+        for start in range(0, total, self.eval_batch_size):
+            index = np.arange(start, min(start + self.eval_batch_size, total))
+            heads.update_normalization(self.transitions(index).observations)
+        raw = np.zeros((total, len(self.signals)), dtype=np.float32)
+        values = np.zeros_like(raw)
+        next_values = np.zeros_like(raw)
         for start in range(0, total, self.eval_batch_size):
             index = np.arange(start, min(start + self.eval_batch_size, total))
             batch = self.transitions(index)
-            for signal in self.signals:
-                raw[signal.name][index] = signal.evaluate(batch).detach().cpu().numpy()
-        self.last_rewards = {name: r.reshape(n_steps, n_envs) for name, r in raw.items()}
-        scaled = {s.reward_stat: s.strength * self.last_rewards[s.name] for s in self.signals}
-        added = np.sum(list(scaled.values()), axis=0) if scaled else np.zeros((n_steps, n_envs))
-        self._add_rewards(buffer, added.astype(np.float32))
+            for column, signal in enumerate(self.signals):
+                raw[index, column] = signal.evaluate(batch).detach().cpu().numpy()
+            assert batch.next_observations is not None
+            values[index] = heads.values(batch.observations).cpu().numpy()
+            next_values[index] = heads.values(batch.next_observations).cpu().numpy()
+        self._set_advantages(buffer, raw, values, next_values)
+        self._train(total)
+
+    def _set_advantages(
+        self,
+        buffer: RolloutBuffer,
+        raw: np.ndarray,
+        values: np.ndarray,
+        next_values: np.ndarray,
+    ) -> None:
+        """Per-signal GAE, the mean advantage into the buffer, return targets for the heads."""
+        n_steps, n_envs = buffer.buffer_size, buffer.n_envs
+        terminated = self._dones & ~self._truncated
+        advantages = [np.array(buffer.advantages, dtype=np.float32)] if self.extrinsic else []
+        returns = np.zeros_like(values)
+        self.last_rewards, self.last_values, self.last_next_values = {}, {}, {}
+        scaled: dict[str, np.ndarray] = {}
+        for column, signal in enumerate(self.signals):
+            rewards = raw[:, column].reshape(n_steps, n_envs)
+            value = values[:, column].reshape(n_steps, n_envs)
+            next_value = next_values[:, column].reshape(n_steps, n_envs)
+            self.last_rewards[signal.name] = rewards
+            self.last_values[signal.name] = value
+            self.last_next_values[signal.name] = next_value
+            scaled[signal.reward_stat] = signal.strength * rewards
+            bootstrap = np.ones_like(value) if signal.ignore_done else 1.0 - terminated
+            advantage = signal_advantages(
+                scaled[signal.reward_stat],
+                value,
+                next_value,
+                self._dones,
+                bootstrap,
+                signal.gamma,
+                buffer.gae_lambda,
+            )
+            advantages.append(advantage)
+            returns[:, column] = (advantage + value).reshape(-1)
+            self.record(signal.value_stat, float(np.mean(value)))
+        buffer.advantages = np.mean(advantages, axis=0).astype(np.float32)
+        self._returns, self._old_values = returns, values
         for step in range(n_steps):
             self._intrinsic.add({key: value[step] for key, value in scaled.items()})
             self._intrinsic.finish(self._dones[step], self.record)
-        self._train(total)
 
-    @staticmethod
-    def _add_rewards(buffer: RolloutBuffer, added: np.ndarray) -> None:
-        """Add ``added`` to the rewards and recompute GAE with the buffer's own method.
-
-        The bootstrap term of the last step, ``V(s_T) (1 - done_T)``, is recovered from the
-        advantages SB3 computed: ``A_{T-1} = r_{T-1} + gamma V(s_T)(1 - done_T) - V_{T-1}``.
-        """
-        last = buffer.buffer_size - 1
-        if buffer.gamma > 0:
-            bootstrap = (
-                buffer.advantages[last] + buffer.values[last] - buffer.rewards[last]
-            ) / buffer.gamma
-        else:
-            bootstrap = np.zeros(buffer.n_envs, dtype=np.float32)
-        buffer.rewards += added
-        buffer.compute_returns_and_advantage(
-            last_values=th.as_tensor(bootstrap, dtype=th.float32),
-            dones=np.zeros(buffer.n_envs, dtype=bool),
-        )
+    def _value_update_settings(self) -> tuple[float | None, float | None]:
+        """The model's current value clip range (``clip_range_vf``) and learning rate."""
+        model = self.model
+        clip = getattr(model, "clip_range_vf", None)
+        progress = float(getattr(model, "_current_progress_remaining", 1.0))
+        clip_range = float(clip(progress)) if callable(clip) else clip
+        optimizer = getattr(model.policy, "optimizer", None)
+        rate = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
+        return clip_range, rate
 
     def _train(self, total: int) -> None:
         n_epochs, batch_size = self._settings()
         batch_size = min(batch_size, total)
         n_batches = max(1, total // batch_size)
+        heads = self.value_heads
+        assert heads is not None
+        clip_range, learning_rate = self._value_update_settings()
         stats = UpdateStats()
+        value_losses: list[float] = []
         count = 0
         for _ in range(n_epochs):
             order = np.random.permutation(total)
             for b in range(n_batches):
-                batch = self.transitions(order[b * batch_size : (b + 1) * batch_size])
+                index = order[b * batch_size : (b + 1) * batch_size]
+                batch = self.transitions(index)
                 for signal in self.signals:
                     stats.add(signal.update(batch))
+                value_losses.append(
+                    heads.update(
+                        batch.observations,
+                        th.as_tensor(self._returns[index]),
+                        th.as_tensor(self._old_values[index]),
+                        clip_range,
+                        learning_rate,
+                    )
+                )
                 count += 1
         self.n_updates += count
         self.last_update_count = count
         self.last_update_stats = stats.report(self.record)
+        self.last_value_loss = float(np.mean(value_losses))
