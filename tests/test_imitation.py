@@ -389,3 +389,33 @@ def test_demonstrations_fill_sac_and_discrete_sac_replay_buffers() -> None:
     assert add_demonstrations(dsac.replay_buffer, expert) == len(expert)
     stored = dsac.replay_buffer.action_masks[: len(expert), 0]  # type: ignore[attr-defined]
     np.testing.assert_array_equal(stored, expert.action_masks)
+
+
+def test_gail_with_actions_trains_sac_on_replay_samples() -> None:
+    from sb3_ext.reward_signals import OffPolicyRewardSignalsCallback, RewardSignalReplayBuffer
+
+    box = _Env.make(spaces.Box(-np.inf, np.inf, (8,), np.float32), spaces.Box(-1, 1, (2,)))
+    sac = SAC(
+        "MlpPolicy",
+        box,
+        replay_buffer_class=RewardSignalReplayBuffer,
+        learning_starts=20,
+        batch_size=16,
+        seed=0,
+    )
+    expert = load_expert_transitions(
+        DEMOS / "Expert3DBall.demo", sac.observation_space, sac.action_space
+    )
+    gail = GAILSignal(
+        sac.observation_space,
+        sac.action_space,
+        expert,
+        use_actions=True,
+        network_settings=SMALL,
+        device="cpu",
+    )
+    stats: list[tuple[str, float]] = []
+    callback = OffPolicyRewardSignalsCallback([gail], stats=lambda k, v: stats.append((k, v)))
+    sac.learn(60, callback=callback)
+    keys = {k for k, _ in stats}
+    assert {"Policy/Gail Reward", "Losses/GAIL Loss", "Policy/GAIL Expert Estimate"} <= keys

@@ -267,6 +267,7 @@ class OffPolicyRewardSignalsCallback(RewardSignalsCallbackBase):
                 self._model._last_obs,  # type: ignore[arg-type]
                 next_observations(self.locals["new_obs"], dones, self.locals["infos"]),
                 np.asarray(actions).reshape(len(dones), -1),
+                dones=dones,
             )
             self._intrinsic.add(
                 {
