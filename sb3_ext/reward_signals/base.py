@@ -252,4 +252,14 @@ class SignalSettings:
             learning_rate=self.learning_rate,
             network_settings=self.network_settings,
             device=device,
+            **self._signal_arguments(observation_space, action_space),
         )
+
+    def _signal_arguments(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any] | ActionLayout | None,
+    ) -> dict[str, Any]:
+        """Constructor arguments only this kind of signal takes (none by default)."""
+        del observation_space, action_space
+        return {}

@@ -264,27 +264,19 @@ class GAILSettings(SignalSettings):
 
     signal_class: ClassVar[type[RewardSignal]] = GAILSignal
 
-    def build(
+    def _signal_arguments(
         self,
         observation_space: spaces.Space[Any],
-        action_space: spaces.Space[Any] | ActionLayout | None = None,
-        device: th.device | str = "auto",
-    ) -> RewardSignal:
+        action_space: spaces.Space[Any] | ActionLayout | None,
+    ) -> dict[str, Any]:
+        """The expert's transitions, read from ``demo_path`` for the model's spaces."""
         from sb3_ext.imitation.demonstrations import load_expert_transitions
 
         if action_space is None:
             raise ValueError("GAIL needs the model's action space.")
-        expert = load_expert_transitions(self.demo_path, observation_space, action_space)
-        return GAILSignal(
-            observation_space,
-            action_space,
-            expert,
-            strength=self.strength,
-            gamma=self.gamma,
-            learning_rate=self.learning_rate,
-            network_settings=self.network_settings,
-            use_actions=self.use_actions,
-            use_vail=self.use_vail,
-            normalize_expert=self.normalize_expert,
-            device=device,
-        )
+        return {
+            "expert": load_expert_transitions(self.demo_path, observation_space, action_space),
+            "use_actions": self.use_actions,
+            "use_vail": self.use_vail,
+            "normalize_expert": self.normalize_expert,
+        }
