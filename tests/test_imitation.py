@@ -419,3 +419,23 @@ def test_gail_with_actions_trains_sac_on_replay_samples() -> None:
     sac.learn(60, callback=callback)
     keys = {k for k, _ in stats}
     assert {"Policy/Gail Reward", "Losses/GAIL Loss", "Policy/GAIL Expert Estimate"} <= keys
+
+
+@pytest.mark.parametrize("algo", ["RecurrentPPO", "SAC", "DiscreteSAC"])
+def test_bc_pretraining_fits_every_policy_family(algo: str) -> None:
+    from sb3_contrib import RecurrentPPO
+
+    from sb3_ext.algorithms import DiscreteSAC
+
+    torch.manual_seed(0)
+    if algo == "SAC":
+        env = _Env.make(spaces.Box(-np.inf, np.inf, (8,), np.float32), spaces.Box(-1, 1, (2,)))
+        model: Any = SAC("MlpPolicy", env, seed=0)
+        demo = DEMOS / "Expert3DBall.demo"
+    else:
+        env = _Env.make(spaces.Box(-np.inf, np.inf, (20,), np.float32), spaces.Discrete(3))
+        cls: Any = RecurrentPPO if algo == "RecurrentPPO" else DiscreteSAC
+        model = cls("MlpLstmPolicy" if algo == "RecurrentPPO" else "MlpPolicy", env, seed=0)
+        demo = DEMOS / "ExpertBasic.demo"
+    losses = pretrain(model, demo, updates=15, learning_rate=1e-3)  # a path is read for the model
+    assert losses[-1] < 0.7 * losses[0]

@@ -21,6 +21,7 @@ starts each sample from zeros, as ML-Agents' memories do), SAC's policy and Disc
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -319,7 +320,7 @@ class BehavioralCloningCallback(BaseCallback):
 
 def pretrain(
     model: BaseAlgorithm,
-    expert: ExpertTransitions,
+    expert: ExpertTransitions | str | os.PathLike[str],
     updates: int = 1,
     learning_rate: float | None = None,
     batch_size: int = 64,
@@ -328,7 +329,10 @@ def pretrain(
 ) -> list[float]:
     """Behavioral cloning before (or between) ``learn`` calls: ``updates`` BC updates of
     ``num_epoch`` passes each, at a constant rate (default: the model's initial learning
-    rate). Returns each update's mean loss."""
+    rate). ``expert``: transitions, or a ``.demo`` file or folder read for the model's spaces.
+    Returns each update's mean loss."""
+    if not isinstance(expert, ExpertTransitions):
+        expert = load_expert_transitions(expert, model.observation_space, model.action_space)
     rate = learning_rate if learning_rate is not None else float(model.lr_schedule(1.0))
     cloning = BehavioralCloning(
         model.policy,
