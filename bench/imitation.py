@@ -7,8 +7,10 @@
    (``--expert-model`` skips the training and records from the given model instead).
 2. Behavioral cloning: per seed, ``configs/3DBall.yaml`` as it is (PPO alone) and with
    ``behavioral_cloning`` from that recording (``--bc-strength``, decaying over
-   ``--bc-decay`` steps), ``--steps`` each. Prints the agent steps at which each run's
-   summary mean reward first reaches ``--target`` (90 by default) and the ratio.
+   ``--bc-decay`` steps, minibatches of ``--bc-batch``), ``--steps`` each. Prints the agent
+   steps at which each run's summary mean reward first reaches ``--target`` (90 by default)
+   and the ratio. ``--skip ppo`` leaves out the PPO-alone runs (e.g. to try other BC settings
+   against runs already measured; the runs are deterministic per seed).
 3. GAIL with SAC: per seed, SAC on 3DBall with GAIL from the recording and no extrinsic
    reward, ``--gail-steps``; prints the mean episode reward of the last quarter of training
    against uniformly random play.
@@ -34,7 +36,9 @@ BALL = REPO / "configs/3DBall.yaml"
 SUMMARY = 12000
 
 
-def _ppo(steps: int, seed: int, demo: Path | None, strength: float, decay: int) -> dict[str, Any]:
+def _ppo(
+    steps: int, seed: int, demo: Path | None, strength: float, decay: int, batch: int | None
+) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(yaml.safe_load(BALL.read_text()))
     behavior = config["behaviors"]["3DBall"]
     behavior.update(max_steps=steps, summary_freq=SUMMARY, checkpoint_interval=steps)
@@ -44,6 +48,8 @@ def _ppo(steps: int, seed: int, demo: Path | None, strength: float, decay: int) 
             "strength": strength,
             "steps": decay,
         }
+        if batch is not None:
+            behavior["behavioral_cloning"]["batch_size"] = batch
     config["env_settings"]["seed"] = seed
     return config
 
@@ -110,7 +116,7 @@ def _random_return(episodes: int = 48) -> float:
         env.reset()
         rng = np.random.default_rng(0)
         while len(returns) < episodes:
-            actions = rng.uniform(-1, 1, (env.num_envs, *env.action_space.shape))
+            actions = rng.uniform(-1, 1, (env.num_envs, *(env.action_space.shape or ())))
             _, _, _, infos = env.step(actions)
             returns += [info["episode"]["r"] for info in infos if "episode" in info]
     finally:
@@ -128,23 +134,28 @@ def main_bench() -> None:
     parser.add_argument("--episodes", type=int, default=24, help="episodes recorded")
     parser.add_argument("--bc-strength", type=float, default=0.5)
     parser.add_argument("--bc-decay", type=int, default=100000)
+    parser.add_argument("--bc-batch", type=int, default=None, help="default: the trainer's")
     parser.add_argument("--gail-steps", type=int, default=60000)
-    parser.add_argument("--skip", choices=("bc", "gail"), nargs="*", default=[])
+    parser.add_argument("--skip", choices=("ppo", "bc", "gail"), nargs="*", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = args.expert_model
         if model is None:
-            learn_in_process(_ppo(args.expert_steps, 100, None, 0, 0), folder, "expert")
+            expert = _ppo(args.expert_steps, 100, None, 0, 0, None)
+            learn_in_process(expert, folder, "expert")
             model = folder / "expert/3DBall.onnx"
         demo = folder / "3DBall.demo"
         _record(model, args.episodes, demo)
         if "bc" not in args.skip:
             reached: dict[str, list[int | None]] = {"ppo": [], "ppo+bc": []}
             for seed in args.seeds:
-                for label, source in (("ppo", None), ("ppo+bc", demo)):
+                arms = [("ppo", None), ("ppo+bc", demo)]
+                for label, source in [a for a in arms if a[0] not in args.skip]:
                     run = f"{label.replace('+', '_')}_{seed}"
-                    config = _ppo(args.steps, seed, source, args.bc_strength, args.bc_decay)
+                    config = _ppo(
+                        args.steps, seed, source, args.bc_strength, args.bc_decay, args.bc_batch
+                    )
                     elapsed = learn_in_process(config, folder, run)
                     curve = _rewards(folder / run / "3DBall")
                     step = _first_reaching(curve, args.target)
@@ -158,7 +169,9 @@ def main_bench() -> None:
             print(f"\n3DBall, agent steps until the summary mean reward reaches {args.target}:")
             for label, steps in reached.items():
                 print(f"  {label:7s} {steps}")
-            pairs = [(a, b) for a, b in zip(*reached.values(), strict=True) if a and b]
+            pairs = []
+            if reached["ppo"] and reached["ppo+bc"]:
+                pairs = [(a, b) for a, b in zip(*reached.values(), strict=True) if a and b]
             if pairs:
                 ratio = statistics.fmean(b / a for a, b in pairs)
                 print(f"  ppo+bc / ppo: {ratio:.2f} (mean over seeds that reached it)")
