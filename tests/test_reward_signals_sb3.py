@@ -593,3 +593,15 @@ def test_rnd_opens_a_combination_lock_that_extrinsic_ppo_does_not() -> None:
     rnd_successes, rnd_greedy = _train_on_lock(with_rnd=True)
     assert (extrinsic_successes, extrinsic_greedy) == (0, False)
     assert rnd_greedy and rnd_successes >= 20
+
+
+def test_value_heads_normalizer_merges_each_rollout_once() -> None:
+    model = PPO("MlpPolicy", _venv(length=3, max_steps=5), n_steps=16, batch_size=16, seed=0)
+    settings = RewardNetworkSettings(hidden_units=8, num_layers=1, normalize=True)
+    callback = RewardSignalsCallback(
+        [StubSignal()], stats=lambda k, v: None, value_network=settings
+    )
+    model.learn(64, callback=callback)
+    assert callback.value_heads is not None
+    normalizer = callback.value_heads.network.body.inputs[0].normalizer
+    assert int(normalizer.normalization_steps) == 1 + 64  # 2 rollouts of 16 steps x 2 envs

@@ -32,7 +32,7 @@ import torch as th
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
-from sb3_ext.reward_signals.base import ObsArray, RewardSignal, Transitions
+from sb3_ext.reward_signals.base import ObsArray, RewardSignal, Transitions, obs_from_numpy
 from sb3_ext.reward_signals.callback_base import (
     RewardSignalsCallbackBase,
     copy_obs,
@@ -206,9 +206,12 @@ class RewardSignalsCallback(RewardSignalsCallbackBase):
         total = n_steps * n_envs
         heads = self.value_heads
         assert heads is not None
-        for start in range(0, total, self.eval_batch_size):
-            index = np.arange(start, min(start + self.eval_batch_size, total))
-            heads.update_normalization(self.transitions(index).observations)
+        if heads.settings.normalize:  # ML-Agents merges a trajectory before evaluating it
+            for start in range(0, total, self.eval_batch_size):
+                index = np.arange(start, min(start + self.eval_batch_size, total))
+                steps, envs = np.divmod(index, n_envs)
+                rows = take_rows(buffer.observations, steps, envs)
+                heads.update_normalization(obs_from_numpy(rows, heads.device))
         raw = np.zeros((total, len(self.signals)), dtype=np.float32)
         values = np.zeros_like(raw)
         next_values = np.zeros_like(raw)
