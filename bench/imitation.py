@@ -48,7 +48,7 @@ def _ppo(
             "strength": strength,
             "steps": decay,
         }
-        if batch is not None:
+        if batch:
             behavior["behavioral_cloning"]["batch_size"] = batch
     config["env_settings"]["seed"] = seed
     return config
@@ -127,14 +127,14 @@ def _random_return(episodes: int = 48) -> float:
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=240000)
+    parser.add_argument("--steps", type=int, default=480000)
     parser.add_argument("--target", type=float, default=90.0)
     parser.add_argument("--expert-steps", type=int, default=240000)
     parser.add_argument("--expert-model", type=Path, default=None)
     parser.add_argument("--episodes", type=int, default=24, help="episodes recorded")
-    parser.add_argument("--bc-strength", type=float, default=0.5)
-    parser.add_argument("--bc-decay", type=int, default=100000)
-    parser.add_argument("--bc-batch", type=int, default=None, help="default: the trainer's")
+    parser.add_argument("--bc-strength", type=float, default=2.0)
+    parser.add_argument("--bc-decay", type=int, default=200000)
+    parser.add_argument("--bc-batch", type=int, default=256, help="0: the trainer's")
     parser.add_argument("--gail-steps", type=int, default=60000)
     parser.add_argument("--skip", choices=("ppo", "bc", "gail"), nargs="*", default=[])
     args = parser.parse_args()
