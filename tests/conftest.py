@@ -38,6 +38,13 @@ CURRENT_CONFIG_NAMES = (
 LEGACY_TRAINER_CONFIG_NAMES = ("legacy/3DBall_randomize_v017.yaml", "legacy/trainer_config.yaml")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sb3_log_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SB3's default logger makes a ``SB3-<time>`` folder at every ``learn``; under the system
+    temp folder they would pile up, so tests put them in pytest's own temp folder."""
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3-logs"))
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
