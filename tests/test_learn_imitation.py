@@ -15,12 +15,12 @@ pytest.importorskip("sb3_contrib")
 import torch
 import yaml
 
-from cli.main import main
 from cli.sb3_translation import translate_behavior
 from cli.training_config import parse_run_options
 from sb3_ext.imitation import BehavioralCloningSettings
 from sb3_ext.reward_signals import GAILSettings
 from tests.conftest import FIXTURES, REPO
+from tests.test_learn_reward_signals import _learn
 from unity_gym.players.basic import BasicTask
 
 pytestmark = pytest.mark.protocol
@@ -68,14 +68,6 @@ GAIL_STATS = {
 def _plan(config: dict[str, Any]):
     options = parse_run_options(config)
     return translate_behavior("Basic", options.settings_for("Basic"), BasicTask.behavior_spec, 1)
-
-
-def _learn(tmp_path: Path, config: dict[str, Any], *extra: str, run_id: str = "run") -> int:
-    path = tmp_path / f"{run_id}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return main(
-        ["learn", str(path), f"--run-id={run_id}", f"--results-dir={tmp_path / 'results'}", *extra]
-    )
 
 
 def _scalars(folder: Path) -> dict[str, list[float]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,7 @@ from sb3_ext.imitation.demonstrations import (
     load_expert_transitions,
 )
 from sb3_ext.reward_signals.actions import ActionLayout
-from sb3_ext.reward_signals.base import ObsTensor, obs_from_numpy
+from sb3_ext.reward_signals.base import ObsTensor, obs_batch_size, obs_from_numpy
 from sb3_ext.reward_signals.stats import StatsSink
 
 PRETRAINING_LOSS_STAT = "Losses/Pretraining Loss"
@@ -214,7 +214,7 @@ class BehavioralCloning:
             )
         lstm = getattr(policy, "lstm_actor", None)
         if isinstance(lstm, nn.LSTM):  # RecurrentPPO: every sample starts from zeros
-            batch = _batch_size(observations)
+            batch = obs_batch_size(observations)
             zeros = th.zeros(lstm.num_layers, batch, lstm.hidden_size, device=policy.device)
             starts = th.ones(batch, device=policy.device)
             distribution, _ = get_distribution(observations, (zeros, zeros), starts)
@@ -234,12 +234,6 @@ class BehavioralCloning:
             -part.gather(1, discrete[:, i : i + 1]).squeeze(1) for i, part in enumerate(parts)
         ]
         return th.stack(losses).mean()
-
-
-def _batch_size(observations: ObsTensor) -> int:
-    if isinstance(observations, Mapping):
-        return int(next(iter(observations.values())).shape[0])
-    return int(observations.shape[0])
 
 
 def _cross_entropy(distribution: Distribution, discrete: th.Tensor) -> th.Tensor:
