@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,9 +43,23 @@ class EnvironmentParameters:
 
     def __init__(self) -> None:
         self._samplers: dict[str, ParameterSampler] = {}
+        self._callbacks: dict[str, Callable[[float], None]] = {}
 
     def set(self, key: str, sampler: ParameterSampler) -> None:
+        """Apply one message: store ``sampler``; a constant also calls ``key``'s callback.
+
+        As in Unity's ``EnvironmentParametersChannel``, the value is stored first and only
+        FLOAT (constant) messages invoke the callback; samplers never do.
+        """
         self._samplers[key] = sampler
+        callback = self._callbacks.get(key)
+        if callback is not None and sampler.kind is None:
+            callback(sampler.sample())
+
+    def register_callback(self, key: str, callback: Callable[[float], None]) -> None:
+        """Call ``callback(value)`` whenever a constant for ``key`` arrives (Unity's
+        ``RegisterCallback``); replaces any callback already registered for ``key``."""
+        self._callbacks[key] = callback
 
     def keys(self) -> list[str]:
         return list(self._samplers)

@@ -2,22 +2,26 @@
 
 Python sends a key with either a float or a sampler description (seed, kind, arguments); the
 player samples a fresh value whenever it reads the key, which ML-Agents scenes do at each
-episode start.
+episode start. Decoding mirrors ML-Agents' C#
+``Runtime/SideChannels/EnvironmentParametersChannel.cs``; the draws mirror its
+``Runtime/Sampler.cs`` (see :mod:`unity_gym.side_channel.unity_samplers`).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from unity_gym.exception import UnityCommunicationException, UnitySideChannelException
 from unity_gym.side_channel.messages import IncomingMessage, OutgoingMessage
 from unity_gym.side_channel.side_channel import SideChannel
+from unity_gym.side_channel.unity_samplers import (
+    GaussianSampler,
+    MultiRangeUniformSampler,
+    UniformSampler,
+)
 
 ENVIRONMENT_PARAMETERS_CHANNEL_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
 
@@ -94,34 +98,36 @@ class EnvironmentParametersChannel(SideChannel):
 
 @dataclass
 class ParameterSampler:
-    """Player side: draws values of one parameter (a constant has ``kind`` None)."""
+    """Player side: draws values of one parameter (a constant has ``kind`` None).
+
+    Samplers draw exactly as Unity's ``SamplerFactory`` does (see
+    :mod:`unity_gym.side_channel.unity_samplers`): each instance starts its sequence afresh
+    from ``seed``, like the sampler Unity builds for every message, so re-sending a parameter
+    restarts its draws. Arguments are taken as float32, as they travel on the wire.
+    """
 
     kind: SamplerTypes | None
     arguments: tuple[float, ...]
     seed: int = 0
+    _draw: Callable[[], float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
-
-    def sample(self) -> float:
         if self.kind is None:
-            return self.arguments[0]
+            return
         if self.kind == SamplerTypes.UNIFORM:
             low, high = self.arguments
-            return float(self._rng.uniform(low, high))
-        if self.kind == SamplerTypes.GAUSSIAN:
-            mean, std = self.arguments
-            return float(self._rng.normal(mean, std))
-        lows = np.asarray(self.arguments[0::2], dtype=np.float64)
-        highs = np.asarray(self.arguments[1::2], dtype=np.float64)
-        widths = highs - lows
-        total = float(widths.sum())
-        if total <= 0 or not math.isfinite(total):
-            return float(lows[0]) if len(lows) else 0.0
-        point = self._rng.uniform(0.0, total)
-        index = int(np.searchsorted(np.cumsum(widths), point, side="right"))
-        index = min(index, len(lows) - 1)
-        return float(lows[index] + point - (np.cumsum(widths)[index] - widths[index]))
+            self._draw = UniformSampler(low, high, self.seed)
+        elif self.kind == SamplerTypes.GAUSSIAN:
+            mean, st_dev = self.arguments
+            self._draw = GaussianSampler(mean, st_dev, self.seed)
+        else:
+            self._draw = MultiRangeUniformSampler(self.arguments, self.seed)
+
+    def sample(self) -> float:
+        """The next value: the constant itself, or the sampler's next draw."""
+        if self._draw is None:
+            return self.arguments[0]
+        return self._draw()
 
 
 def read_environment_parameter_message(msg: IncomingMessage) -> tuple[str, ParameterSampler]:
