@@ -15,19 +15,23 @@ through :class:`RewardSignalsCallback` (PPO family) or a reward-signal replay bu
 Checkpoints: ``<Behavior>-<step>.zip`` (SB3's format: weights, optimizer, step count), beside
 it ``.normalizer.npz`` (VecNormalize statistics, no pickle), ``.replay.pkl`` (SAC and
 DiscreteSAC with ``save_replay_buffer``), ``.reward_signals.pt`` (reward models and their
-optimizers, tensors only) and ``.onnx`` (the policy alone); then ``checkpoint.json`` is
-replaced to point at the complete set. ``--resume`` follows that pointer, so a run killed at
-any moment resumes from its last complete checkpoint.
+optimizers, tensors only), ``.self_play.pt`` (the self-play league: snapshots, ratings,
+counters, learning team; the ELO also goes to ``training_status.json``) and ``.onnx`` (the
+policy alone); then ``checkpoint.json`` is replaced to point at the complete set.
+``--resume`` follows that pointer, so a run killed at any moment resumes from its last
+complete checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from io import BufferedIOBase
 from pathlib import Path
@@ -63,6 +67,13 @@ from sb3_ext.reward_signals import (
     SignalValueHeads,
 )
 from sb3_ext.schedules import EntropyCoefficientSchedule
+from sb3_ext.self_play import (
+    LATEST,
+    LockstepTeams,
+    SelfPlayCallback,
+    SelfPlayController,
+    TeamVecEnv,
+)
 from unity_gym.agent_slots import SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
 from unity_gym.exception import UnityDemoException
@@ -74,6 +85,7 @@ logger = logging.getLogger("unity_sb3")
 Mode = Literal["train", "resume", "inference"]
 POINTER = "checkpoint.json"
 REWARD_SIGNALS_SUFFIX = ".reward_signals.pt"
+SELF_PLAY_SUFFIX = ".self_play.pt"
 # Key of the PPO family's signal value heads in a .reward_signals.pt (no signal has this name).
 VALUE_HEADS_KEY = "value_heads"
 # Algorithms whose predict takes Unity's action masks.
@@ -84,8 +96,8 @@ MASKED_ALGORITHMS = ("MaskablePPO", "DiscreteSAC")
 class LearnerSetup:
     """Everything one learner needs besides its players."""
 
-    name: str  # artifact name: the behavior without its team, or Name_teamN
-    behavior: str  # full behavior name in the scene
+    name: str  # artifact name: the behavior without its team
+    behaviors: list[str]  # full behavior names in the scene: the teams this model plays
     spec: BehaviorSpec
     plan: Sb3Plan
     run: RunDirectory
@@ -198,13 +210,33 @@ def _weights_from_pointer(folder: Path, pointer: dict[str, Any], origin: str) ->
 class BehaviorLearner:
     """Trains (or runs) one behavior; :meth:`run` is the thread body."""
 
-    def __init__(self, setup: LearnerSetup, lockstep: LockstepBehaviors) -> None:
+    def __init__(
+        self,
+        setup: LearnerSetup,
+        lockstep: LockstepBehaviors,
+        controller: SelfPlayController | None = None,
+    ) -> None:
         self.setup = setup
         self.lockstep = lockstep
-        self.shared: SharedBehavior = lockstep.behavior(setup.behavior)
+        # Conversions of the first team (every team of one model has the same spec).
+        self.shared: SharedBehavior = lockstep.behavior(setup.behaviors[0])
         self.error: BaseException | None = None
         self.steps_done = 0
-        venv: VecEnv = VecMonitor(UnityVecEnv.from_batches(self.shared))
+        # A model playing several teams, or self-play: SB3 sees TeamVecEnv's agents.
+        self.teams: TeamVecEnv | None = None
+        self_play = setup.plan.self_play if setup.mode != "inference" else None
+        if len(setup.behaviors) > 1 or self_play is not None:
+            self.teams = TeamVecEnv(
+                LockstepTeams(lockstep, setup.behaviors),
+                self_play,
+                controller,
+                name=setup.name,
+                seed=setup.seed,
+            )
+            base: VecEnv = self.teams
+        else:
+            base = UnityVecEnv.from_batches(self.shared)
+        venv: VecEnv = VecMonitor(base)
         if setup.plan.reward_scale != 1.0:
             venv = VecRewardScale(venv, setup.plan.reward_scale)
         self.normalizer: VecNormalize | None = None
@@ -248,6 +280,7 @@ class BehaviorLearner:
                 )
             model = self._load(cls, setup.run, pointer)
             if setup.mode == "resume":
+                self._restore_self_play(pointer)
                 self.signals = self._build_signals(model)
                 self._check_replay_buffer_takes_signals(model)
                 saved = pointer.get("reward_signals")
@@ -467,6 +500,29 @@ class BehaviorLearner:
             )
         return model
 
+    def _restore_self_play(self, pointer: dict[str, Any]) -> None:
+        """--resume continues the league: snapshots, ratings, counters and the learning team
+        from the checkpoint's ``.self_play.pt``; without one (a run from mlagents-learn, which
+        keeps only the rating), the ELO saved in ``training_status.json``."""
+        teams, setup = self.teams, self.setup
+        if teams is None or teams.ghost is None:
+            return
+        saved = pointer.get("self_play")
+        if saved:
+            path = setup.run.behavior_dir(setup.name) / saved
+            try:
+                teams.load_state_dict(th.load(path, weights_only=True))
+            except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as err:
+                raise ConfigError(
+                    f"--resume: could not read the self-play league of {setup.name} from "
+                    f"{path} ({_short_reason(err)}). Restore the file, or start a new run "
+                    "without --resume."
+                ) from err
+            return
+        elo = setup.run.elo(setup.name)
+        if elo is not None:
+            teams.ghost.elos[LATEST] = elo
+
     def _load_normalizer(self, run: RunDirectory, pointer: dict[str, Any]) -> None:
         name = pointer.get("normalizer")
         if name and self.normalizer is not None:
@@ -493,7 +549,8 @@ class BehaviorLearner:
                 except Exception as err:  # keep the first error; report this one too
                     logger.error("Could not save the final model of %s: %s", setup.name, err)
                     self.error = self.error or err
-            self.lockstep.retire(setup.behavior, self._autopilot())
+            for behavior in setup.behaviors:
+                self.lockstep.retire(behavior, self._autopilot(behavior))
 
     def _learn(self) -> None:
         setup, model = self.setup, self.model
@@ -512,6 +569,8 @@ class BehaviorLearner:
             callbacks.append(self._reward_signals_callback())
         if self.cloning is not None:
             callbacks.append(BehavioralCloningCallback(self.cloning, stats=setup.stats.add))
+        if self.teams is not None and self.teams.ghost is not None:
+            callbacks.append(SelfPlayCallback(self.teams, stats=setup.stats.add))
         model.learn(
             total_timesteps=remaining,
             callback=CallbackList(callbacks),
@@ -540,49 +599,50 @@ class BehaviorLearner:
 
     def _act_until_stopped(self) -> None:
         """--inference: run the policy without updates until max_steps or Ctrl+C."""
-        setup = self.setup
-        obs = self.venv.reset()
+        setup, venv = self.setup, self.venv
+        obs = venv.reset()
         steps = 0
         next_summary = setup.summary_freq
-        predict = self._predictor()
+        dones = np.ones(venv.num_envs, dtype=bool)
+        predict = self._predictor(lambda: np.stack(venv.env_method("action_masks")), lambda: dones)
         while not setup.stop.is_set() and steps < setup.plan.total_timesteps:
             actions = predict(obs)
-            obs, _, _, infos = self.venv.step(actions)
-            steps += self.venv.num_envs
+            obs, _, dones, infos = venv.step(actions)
+            steps += venv.num_envs
             self.record_episodes(infos)
             if steps >= next_summary:
                 setup.stats.write_summary(steps, training=False)
                 next_summary += setup.summary_freq
         self.steps_done = steps
 
-    def _predictor(self) -> Any:
-        """obs -> actions with the model (masks and LSTM state handled)."""
-        model, shared = self.model, self.shared
+    def _predictor(self, masks: Callable[[], np.ndarray], dones: Callable[[], np.ndarray]) -> Any:
+        """obs -> actions with the model; ``masks`` gives the allowed actions, ``dones`` the
+        episodes that ended at the last step (a recurrent policy's memory restarts there)."""
+        model = self.model
         deterministic = self.setup.plan.deterministic  # --deterministic, as mlagents-learn
         state: Any = None
-        starts = np.ones(shared.num_slots, dtype=bool)
 
         def predict(obs: Any) -> np.ndarray:
-            nonlocal state, starts
+            nonlocal state
             if self.setup.plan.algorithm in MASKED_ALGORITHMS:
                 actions, _ = model.predict(  # type: ignore[call-arg]
-                    obs, deterministic=deterministic, action_masks=shared.action_masks()
+                    obs, deterministic=deterministic, action_masks=masks()
                 )
             elif self.setup.plan.algorithm == "RecurrentPPO":
+                starts = dones() if state is not None else None
                 actions, state = model.predict(
                     obs, state=state, episode_start=starts, deterministic=deterministic
                 )
-                starts = shared.last.terminated | shared.last.truncated
             else:
                 actions, _ = model.predict(obs, deterministic=deterministic)
             return np.asarray(actions)
 
         return predict
 
-    def _autopilot(self) -> Any:
-        """Acts for the behavior once training ended (other behaviors may still train)."""
-        predict = self._predictor()
-        shared, normalizer = self.shared, self.normalizer
+    def _autopilot(self, behavior: str) -> Any:
+        """Acts for ``behavior`` once training ended (other behaviors may still train)."""
+        shared, normalizer = self.lockstep.behavior(behavior), self.normalizer
+        predict = self._predictor(shared.action_masks, lambda: shared.last.dones)
 
         def act(step: SlotStep) -> ActionTuple:
             obs = shared.observations(step)
@@ -635,6 +695,13 @@ class BehaviorLearner:
                     model.save_replay_buffer(handle)  # type: ignore[attr-defined]
                 pointer["replay_buffer"] = path.name
                 auxiliary.append(path)
+            if self.teams is not None and self.teams.ghost is not None:
+                path = folder / f"{setup.name}-{step}{SELF_PLAY_SUFFIX}"
+                with atomic_writer(path) as handle:
+                    th.save(self.teams.state_dict(), handle)
+                pointer["self_play"] = path.name
+                auxiliary.append(path)
+                run.set_elo(setup.name, self.teams.ghost.current_elo)
             if self.signals:
                 path = folder / f"{setup.name}-{step}{REWARD_SIGNALS_SUFFIX}"
                 with atomic_writer(path) as handle:

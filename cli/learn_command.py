@@ -1,7 +1,8 @@
 """``unity-sb3 learn``: mlagents-learn's command line, SB3 underneath.
 
 Reads the training configuration (current or legacy format), starts the players, trains one
-SB3 model per behavior at the same time on the same players, and writes ``results/<run-id>/``
+SB3 model per behavior (playing all its teams; with ``self_play``, one learning team at a time
+against snapshots) at the same time on the same players, and writes ``results/<run-id>/``
 as mlagents-learn does (see :mod:`cli.run_artifacts`). Ctrl+C once saves every model and exits;
 a second Ctrl+C stops without waiting.
 """
@@ -32,6 +33,7 @@ from cli.torch_threads import configure_torch_threads
 from cli.training_config import RunOptions, SACSettings, check_demo_paths, to_resolved_dict
 from cli.training_environment import environment_parameters, player_notes, worker_settings
 from cli.training_stats import BehaviorStats
+from sb3_ext.self_play import SelfPlayController
 from unity_gym import __version__
 from unity_gym.exception import UnityException
 from unity_gym.lockstep_behaviors import LockstepBehaviors
@@ -141,7 +143,14 @@ def run_learn(options: RunOptions) -> int:
             else None
         )
         stats_by_behavior: list[BehaviorStats] = []
-        for position, (behavior, (name, trainer, plan)) in enumerate(plans.items()):
+        controller = SelfPlayController(restart=lockstep.request_reset)
+        for position, entry in enumerate(plans):
+            name, trainer, plan, behavior = (
+                entry.name,
+                entry.settings,
+                entry.plan,
+                entry.behaviors[0],
+            )
             for note in plan.notes:
                 logger.warning("%s: %s", name, note)
             stats = BehaviorStats(name, run.behavior_dir(name), timers)
@@ -160,7 +169,7 @@ def run_learn(options: RunOptions) -> int:
                 interval = max(1, int(trainer.max_steps) // max(1, int(trainer.keep_checkpoints)))
             setup = LearnerSetup(
                 name=name,
-                behavior=behavior,
+                behaviors=entry.behaviors,
                 spec=lockstep.specs[behavior],
                 plan=plan,
                 run=run,
@@ -180,7 +189,7 @@ def run_learn(options: RunOptions) -> int:
                 init_path=trainer.init_path,
                 init_path_key=options.settings_key(behavior, "init_path"),
             )
-            learners.append(BehaviorLearner(setup, lockstep))
+            learners.append(BehaviorLearner(setup, lockstep, controller))
 
         def drain_stats() -> None:
             for channel in stats_channels:

@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.record_demo_command",
         "Record a Unity-format .demo file while a model or a heuristic plays.",
     ),
+    "match": (
+        "cli.match_command",
+        "Play saved policies against each other on a scene and print win/draw/loss.",
+    ),
     "envs": ("cli.envs_command", "List the built-in players with their behaviors and specs."),
     "env-executable": (
         "cli.env_executable_command",

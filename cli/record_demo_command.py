@@ -13,21 +13,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from cli.command import Command
-from unity_gym.base_env import ActionTuple, BehaviorSpec, DecisionSteps, matching_behaviors
+from cli.scene_policies import (
+    InputError,
+    Policy,
+    RandomPolicy,
+    ScriptedPolicy,
+    builtin_player,
+    onnx_policy,
+    open_scene,
+)
+from unity_gym.base_env import BehaviorSpec, matching_behaviors
 from unity_gym.demo_writer import DemoSummary, DemoWriter
-from unity_gym.players.model_policy import OnnxPolicy
 
-Policy = Callable[[DecisionSteps], ActionTuple]
 PROG = "unity-sb3 record-demo"
 
 
-class RecordError(Exception):
+class RecordError(InputError):
     """Input the command cannot use; the message says which and what to do instead."""
 
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             num_areas=args.num_areas,
         )
-    except RecordError as err:
+    except InputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     print(
@@ -79,21 +83,20 @@ def record(
 ) -> tuple[DemoSummary, str]:
     """Record ``episodes`` complete episodes to ``output``; returns the summary and behavior.
 
-    Raises :class:`RecordError` for unusable input, before anything is started when it can.
+    Raises :class:`~cli.scene_policies.InputError` (:class:`RecordError` among them) for
+    unusable input, before anything is started when it can.
     """
-    from unity_gym import UnityEnvironment
-    from unity_gym.exception import UnityException
 
     _check_arguments(env, output, episodes, model, heuristic, num_areas)
-    player = _builtin_player(env)
-    fallback: Policy | None = None
+    player = builtin_player(env)
+    scripted = None
     if player is not None:
         from unity_gym.players.heuristics import HEURISTICS, heuristic_for
 
-        fallback = HEURISTICS.get(player)
+        scripted = HEURISTICS.get(player)
         if heuristic:
             try:
-                fallback = heuristic_for(player)
+                scripted = heuristic_for(player)
             except KeyError as err:
                 raise RecordError(f"{env}: {err}.") from None
     elif heuristic:
@@ -102,41 +105,30 @@ def record(
             "built-in players (builtin:NAME, see `unity-sb3 envs`); drive a Unity build with "
             "a trained model instead (--model FILE.onnx)."
         )
-    try:
-        unity = UnityEnvironment(env, seed=seed, num_areas=num_areas, no_graphics=True)
-    except UnityException as err:
-        raise RecordError(f"could not start {env!r}: {err}") from None
-    try:
-        unity.reset()
+    with open_scene(env, seed, num_areas, RecordError, "while recording") as unity:
         specs = dict(unity.behavior_specs)
         name = _choose_behavior(env, specs, behavior)
-        policy = _model_policy(model, specs[name], name) if model is not None else fallback
-        assert policy is not None  # --heuristic found one above, or --model was given
-        rng = np.random.default_rng(seed)
+        # Other behaviors: the heuristic when the player has one, else random actions.
+        policies: dict[str, Policy] = {
+            other: ScriptedPolicy(scripted) if scripted else RandomPolicy(spec, seed + i)
+            for i, (other, spec) in enumerate(specs.items())
+        }
+        if model is not None:
+            policies[name] = onnx_policy(model, specs[name], name, f"--model {model}")
         with DemoWriter(output, specs[name], behavior_name=name) as writer:
             while writer.episodes_completed < episodes:
-                for other, spec in specs.items():
+                for other in specs:
                     decisions, terminals = unity.get_steps(other)
-                    drive = policy if other == name else fallback
-                    if isinstance(drive, _ModelPolicy):
-                        drive.end_episodes(terminals.agent_id)
+                    policies[other].end_episodes(terminals.agent_id)
                     actions = None
                     if len(decisions):
-                        actions = (
-                            drive(decisions)
-                            if drive is not None
-                            else spec.action_spec.random_action(len(decisions), rng)
-                        )
+                        actions = policies[other](decisions)
                         unity.set_actions(other, actions)
                     if other == name:
                         writer.add_steps(decisions, terminals, actions, max_episodes=episodes)
                 if writer.episodes_completed < episodes:
                     unity.step()
             summary = writer.close()
-    except UnityException as err:
-        raise RecordError(f"{env} stopped while recording: {err}") from None
-    finally:
-        unity.close()
     return summary, name
 
 
@@ -172,25 +164,6 @@ def _check_arguments(
     del env, heuristic  # checked once the player is known
 
 
-def _builtin_player(env: str) -> str | None:
-    """The registered name of ``builtin:NAME``; None for a Unity build path."""
-    from unity_gym.launcher import builtin_player_name
-    from unity_gym.players import UnknownPlayerError, get_player
-
-    name = builtin_player_name(env)
-    if name is None:
-        if not Path(env).exists():
-            raise RecordError(
-                f"{env!r} is neither a built-in player (builtin:NAME; `unity-sb3 envs` lists "
-                "them) nor an existing Unity build; check the spelling or the path."
-            )
-        return None
-    try:
-        return get_player(name).name
-    except UnknownPlayerError as err:
-        raise RecordError(f"{env!r}: {err} (write it as builtin:NAME).") from None
-
-
 def _choose_behavior(env: str, specs: dict[str, BehaviorSpec], behavior: str | None) -> str:
     if behavior is None:
         if len(specs) == 1:
@@ -206,63 +179,6 @@ def _choose_behavior(env: str, specs: dict[str, BehaviorSpec], behavior: str | N
             f"are {', '.join(specs)}."
         )
     return matches[0]
-
-
-def _model_policy(model: Path, spec: BehaviorSpec, behavior: str) -> Policy:
-    """A policy running ``model`` with onnxruntime, after checking it fits ``spec``."""
-    try:
-        from sb3_ext.onnx_interface import check_against_spec, inspect_onnx
-        from unity_gym.players.model_policy import ModelPolicyError
-    except ImportError:
-        raise RecordError(
-            "--model needs the onnx extra (onnx, onnxruntime): pip install 'unity-sb3[onnx]'."
-        ) from None
-    try:
-        problems = check_against_spec(inspect_onnx(model), spec)
-    except Exception as err:  # onnx raises several types for files that are not models
-        raise RecordError(f"--model {model}: not a readable .onnx model ({err}).") from None
-    if problems:
-        raise RecordError(
-            f"--model {model} does not fit the behavior {behavior} "
-            f"({'; '.join(problems)}). Give a model trained for this behavior; "
-            f"`unity-sb3 inspect-model {model}` shows what it expects."
-        )
-    try:
-        return _ModelPolicy(OnnxPolicy(model, spec), spec)
-    except ModelPolicyError as err:
-        raise RecordError(f"--model {model}: {err}") from None
-
-
-class _ModelPolicy:
-    """Feeds the low-level API's steps to an :class:`OnnxPolicy`, in the players' formats.
-
-    Agents keep a memory slot by agent id; :meth:`end_episodes` makes their next decision
-    start from zero memory (recurrent models), as a new episode does in Unity.
-    """
-
-    def __init__(self, onnx: OnnxPolicy, spec: BehaviorSpec) -> None:
-        self.onnx = onnx
-        self.spec = spec
-        self.slots: dict[int, int] = {}
-        self.ended: set[int] = set()
-
-    def end_episodes(self, agent_ids: np.ndarray) -> None:
-        self.ended.update(agent_ids.tolist())
-
-    def __call__(self, steps: DecisionSteps) -> ActionTuple:
-        ids = steps.agent_id.tolist()
-        new_episode = np.array([a not in self.slots or a in self.ended for a in ids], bool)
-        self.ended.difference_update(ids)
-        agents = np.array([self.slots.setdefault(a, len(self.slots)) for a in ids], np.int64)
-        observations = [  # visual: float (k, C, H, W) -> uint8 (k, H, W, C), as players render
-            np.moveaxis(np.rint(obs * 255.0).astype(np.uint8), 1, -1) if s.is_visual else obs
-            for obs, s in zip(steps.obs, self.spec.observation_specs, strict=True)
-        ]
-        forbidden = np.concatenate(steps.action_mask, axis=1) if steps.action_mask else None
-        continuous, discrete = self.onnx.act(
-            observations, forbidden, agents, new_episode, len(self.slots)
-        )
-        return ActionTuple(continuous=continuous, discrete=discrete)
 
 
 COMMAND = Command(

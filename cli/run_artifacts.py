@@ -104,6 +104,7 @@ class CheckpointRecord:
 class BehaviorStatus:
     checkpoints: list[CheckpointRecord] = field(default_factory=list)
     final_checkpoint: CheckpointRecord | None = None
+    elo: float | None = None  # self-play's current rating (ML-Agents' "elo")
 
 
 class RunDirectory:
@@ -175,9 +176,11 @@ class RunDirectory:
                 if behavior == "metadata" or not isinstance(entry, dict):
                     continue
                 final = entry.get("final_checkpoint")
+                elo = entry.get("elo")
                 self.status[behavior] = BehaviorStatus(
                     checkpoints=[CheckpointRecord(**c) for c in entry.get("checkpoints", [])],
                     final_checkpoint=CheckpointRecord(**final) if final else None,
+                    elo=float(elo) if isinstance(elo, int | float) else None,
                 )
 
     def record_checkpoint(
@@ -198,6 +201,17 @@ class RunDirectory:
             self._write_status()
         return dropped
 
+    def set_elo(self, behavior: str, elo: float) -> None:
+        """Keep ``behavior``'s self-play rating; written with the next checkpoint record."""
+        with self._status_lock:
+            self.status.setdefault(behavior, BehaviorStatus()).elo = float(elo)
+
+    def elo(self, behavior: str) -> float | None:
+        """The rating saved for ``behavior`` (None when there is none)."""
+        with self._status_lock:
+            status = self.status.get(behavior)
+            return None if status is None else status.elo
+
     def save_status(self) -> None:
         """Write ``training_status.json`` as the status stands."""
         with self._status_lock:
@@ -207,6 +221,8 @@ class RunDirectory:
         data: dict[str, Any] = {}
         for behavior, status in self.status.items():
             entry: dict[str, Any] = {"checkpoints": [asdict(c) for c in status.checkpoints]}
+            if status.elo is not None:
+                entry["elo"] = status.elo
             if status.final_checkpoint is not None:
                 entry["final_checkpoint"] = asdict(status.final_checkpoint)
             data[behavior] = entry

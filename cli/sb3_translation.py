@@ -38,6 +38,7 @@ from sb3_ext.schedules import (
     Schedule,
     make_schedule,
 )
+from sb3_ext.self_play import SelfPlaySettings
 from unity_gym.base_env import (
     BehaviorSpec,
     ObservationSpec,
@@ -92,6 +93,8 @@ class Sb3Plan:
     reward_signal_steps_per_update: float | None = None
     # PPO family: the body of the signals' value heads (the behavior's network_settings).
     signal_value_network: RewardNetworkSettings | None = None
+    # self_play: ghost training against snapshots of the policy (sb3_ext.self_play).
+    self_play: SelfPlaySettings | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -151,6 +154,15 @@ class Sb3Plan:
             ),
             "behavioral_cloning": (
                 None if self.behavioral_cloning is None else asdict(self.behavioral_cloning)
+            ),
+            "self_play": (
+                None
+                if self.self_play is None
+                else {
+                    "class": "sb3_ext.self_play.TeamVecEnv + SelfPlayCallback",
+                    **asdict(self.self_play),
+                    "team_change": self.self_play.team_change_steps,
+                }
             ),
             "notes": list(self.notes),
         }
@@ -343,6 +355,7 @@ def translate_behavior(
         signal_value_network=value_network,
         extrinsic=extrinsic or not signals,
         behavioral_cloning=_behavioral_cloning(settings),
+        self_play=_self_play(settings, notes),
         notes=notes,
     )
 
@@ -515,37 +528,83 @@ def _unsupported_sections(settings: TrainerSettings, notes: list[str]) -> None:
     for name in settings.reward_signals.configured():
         if name not in SUPPORTED_REWARD_SIGNALS:
             notes.append(f"reward_signals.{name}: not available yet; trained without it.")
-    if settings.self_play is not None:
-        notes.append(
-            "self_play: not available yet; each team trains its own model against the others."
-        )
     if settings.threaded:
         notes.append("threaded: true has no effect; each behavior updates in its own thread.")
 
 
-def artifact_names(behaviors: list[str]) -> dict[str, str]:
-    """Folder/file name per full behavior name: the bare name, or ``Name_teamN`` when several
-    teams share it (``?`` does not belong in file names)."""
-    bare = [behavior_name_without_team(b) for b in behaviors]
-    return {
-        full: name if bare.count(name) == 1 else f"{name}_team{team_id(full)}"
-        for full, name in zip(behaviors, bare, strict=True)
-    }
-
-
-def plans_for(
-    options: RunOptions, lockstep: LockstepBehaviors
-) -> dict[str, tuple[str, TrainerSettings, Sb3Plan]]:
-    """full behavior name -> (artifact name, trainer settings, SB3 plan)."""
-    names = artifact_names(lockstep.behavior_names)
-    plans: dict[str, tuple[str, TrainerSettings, Sb3Plan]] = {}
-    for behavior in lockstep.behavior_names:
-        settings = options.settings_for(behavior)
-        plan = translate_behavior(
-            names[behavior],
-            settings,
-            lockstep.specs[behavior],
-            lockstep.slots.num_slots(behavior),
+def _self_play(settings: TrainerSettings, notes: list[str]) -> SelfPlaySettings | None:
+    section = settings.self_play
+    if section is None:
+        return None
+    self_play = SelfPlaySettings(
+        save_steps=section.save_steps,
+        team_change=section.team_change,
+        swap_steps=section.swap_steps,
+        window=section.window,
+        play_against_latest_model_ratio=section.play_against_latest_model_ratio,
+        initial_elo=section.initial_elo,
+    )
+    if self_play.team_change_steps > settings.max_steps:
+        notes.append(
+            f"self_play.team_change={self_play.team_change_steps} is above max_steps="
+            f"{settings.max_steps}: the learning team never changes, so only the first team "
+            "learns (as ML-Agents warns)."
         )
-        plans[behavior] = (names[behavior], settings, plan)
+    return self_play
+
+
+@dataclass
+class LearnerPlan:
+    """One model of a run: the behavior's teams it plays, its settings and its SB3 plan."""
+
+    name: str  # artifact name: the behavior's name without its team
+    behaviors: list[str]  # full behavior names in the scene, one per team
+    settings: TrainerSettings
+    plan: Sb3Plan
+
+
+def plans_for(options: RunOptions, lockstep: LockstepBehaviors) -> list[LearnerPlan]:
+    """One plan per behavior name, as mlagents-learn trains one policy per behavior: its teams
+    (``Tennis?team=0``, ``Tennis?team=1``) are played by that one model, together or, with
+    ``self_play``, one learning team at a time against snapshots."""
+    teams: dict[str, list[str]] = {}
+    for behavior in lockstep.behavior_names:
+        teams.setdefault(behavior_name_without_team(behavior), []).append(behavior)
+    plans: list[LearnerPlan] = []
+    # Lowest team id first: in an asymmetric game the side with team 0 learns first.
+    for name, unordered in sorted(teams.items(), key=lambda kv: (min(map(team_id, kv[1])), kv[0])):
+        behaviors = sorted(unordered, key=team_id)  # the lowest team id learns first
+        settings = options.settings_for(behaviors[0])
+        spec = lockstep.specs[behaviors[0]]
+        for other in behaviors[1:]:
+            if lockstep.specs[other] != spec:
+                raise TranslationError(
+                    f"Behavior {name}: its teams {behaviors[0]} and {other} have different "
+                    "observations or actions, so one model cannot play both. Give the agents "
+                    "the same Behavior Parameters, or different behavior names (one model each)."
+                )
+        slots = [lockstep.slots.num_slots(b) for b in behaviors]
+        if settings.self_play is not None and len(set(slots)) > 1:
+            raise TranslationError(
+                f"Behavior {name}: with self_play one team learns at a time, so its teams need "
+                f"the same number of agents (got {dict(zip(behaviors, slots, strict=True))})."
+            )
+        agents = slots[0] if settings.self_play is not None else sum(slots)
+        plan = translate_behavior(name, settings, spec, agents)
+        plans.append(LearnerPlan(name, behaviors, settings, plan))
+    _check_self_play(plans, options)
     return plans
+
+
+def _check_self_play(plans: list[LearnerPlan], options: RunOptions) -> None:
+    playing = [p for p in plans if p.plan.self_play is not None]
+    teams = {b for p in playing for b in p.behaviors}
+    if playing and len(teams) < 2:
+        (only,) = playing
+        raise TranslationError(
+            f"{options.settings_key(only.behaviors[0], 'self_play')}: behavior {only.name} has "
+            f"one team ({only.behaviors[0]}) and no other behavior with self_play plays against "
+            "it. Self-play needs at least two teams: give the opposing agents another Team Id "
+            "in their Behavior Parameters (or another behavior with self_play), or remove "
+            "self_play."
+        )

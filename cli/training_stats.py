@@ -23,6 +23,7 @@ import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
 from cli.run_timers import RunTimers
+from sb3_ext.self_play.callback import ELO_STAT
 from unity_gym.side_channel.stats_side_channel import EnvironmentStats, StatsAggregationMethod
 
 logger = logging.getLogger("unity_sb3")
@@ -30,6 +31,7 @@ logger = logging.getLogger("unity_sb3")
 CUMULATIVE_REWARD = "Environment/Cumulative Reward"
 EPISODE_LENGTH = "Environment/Episode Length"
 IS_TRAINING = "Is Training"
+ELO = ELO_STAT  # "Self-play/ELO"
 
 # SB3 logger keys -> ML-Agents metric names (and a sign for SB3's negated entropy loss).
 SB3_TO_MLAGENTS: dict[str, tuple[str, float]] = {
@@ -130,11 +132,17 @@ class BehaviorStats:
                 self.timers.set_gauge(f"{gauge}.sum", float(np.sum(data)))
             if self._writer is not None:
                 self._writer.flush()
-        line = self.console_line(step, values.get(CUMULATIVE_REWARD), training)
+        line = self.console_line(step, values.get(CUMULATIVE_REWARD), training, values.get(ELO))
         logger.info(line)
         return line
 
-    def console_line(self, step: int, rewards: list[float] | None, training: bool) -> str:
+    def console_line(
+        self,
+        step: int,
+        rewards: list[float] | None,
+        training: bool,
+        elo: list[float] | None = None,
+    ) -> str:
         parts = [
             self.name,
             f"Step: {step}",
@@ -143,9 +151,12 @@ class BehaviorStats:
         if rewards:
             parts.append(f"Mean Reward: {np.mean(rewards):0.3f}")
             parts.append(f"Std of Reward: {np.std(rewards):0.3f}")
+            parts.append("Training" if training else "Not Training")
+            if elo:  # as mlagents-learn: after the training state, only with rewards
+                parts.append(f"ELO: {np.mean(elo):0.3f}")
         else:
             parts.append("No episode was completed since last summary")
-        parts.append("Training" if training else "Not Training")
+            parts.append("Training" if training else "Not Training")
         return ". ".join(parts) + "."
 
     def add_text(self, tag: str, text: str) -> None:

@@ -31,7 +31,10 @@ def translate(options: RunOptions, log_folder: Path | None = None) -> list[dict[
         settings.log_folder = None
     lockstep = LockstepBehaviors(settings, int(options.env_settings.num_envs))
     try:
-        return [plan.describe() for _, _, plan in plans_for(options, lockstep).values()]
+        return [
+            {**entry.plan.describe(), "teams": entry.behaviors}
+            for entry in plans_for(options, lockstep)
+        ]
     finally:
         lockstep.close()
 
@@ -41,6 +44,8 @@ def _as_text(plans: list[dict[str, Any]]) -> str:
     for plan in plans:
         lines.append(f"{plan['behavior']}: {plan['class']}({plan['policy']!r}, env, ...)")
         lines.append(f"  agents: {plan['agents']}")
+        if len(plan["teams"]) > 1:
+            lines.append(f"  teams: {', '.join(plan['teams'])}")
         lines.append(f"  learn(total_timesteps={plan['learn']['total_timesteps']})")
         for key, value in plan["kwargs"].items():
             lines.append(f"  {key} = {json.dumps(value)}")
@@ -57,6 +62,8 @@ def _as_text(plans: list[dict[str, Any]]) -> str:
             lines.append(f"  reward signal value heads = {json.dumps(heads)}")
         if plan["behavioral_cloning"]:
             lines.append(f"  behavioral cloning = {json.dumps(plan['behavioral_cloning'])}")
+        if plan["self_play"]:
+            lines.append(f"  self-play = {json.dumps(plan['self_play'])}")
         for note in plan["notes"]:
             lines.append(f"  note: {note}")
     return "\n".join(lines)

@@ -16,5 +16,8 @@
 - ``imitation``: ``.demo`` recordings as expert transitions, ML-Agents' behavioral cloning
   (during ``learn`` and as pretraining), and demonstrations in SB3 replay buffers.
 
-Self-play and curricula arrive with their issues.
+- ``self_play``: ML-Agents' ghost training with ELO: ``TeamVecEnv`` (the learning team's
+  agents for SB3, frozen snapshots for the other teams) and ``SelfPlayCallback``.
+
+Curricula arrive with their issue.
 """

@@ -1,4 +1,5 @@
-"""Every Python example in the adapter, export and reward-signal docs runs (small budgets)."""
+"""Every Python example in the adapter, export, reward-signal, imitation and self-play docs
+runs (small budgets)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def _examples() -> list[tuple[str, int, str]]:
         "export.md",
         "reward-signals.md",
         "imitation.md",
+        "self-play.md",
+        "match.md",
     ):
         text = (REPO / "docs" / page).read_text()
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):

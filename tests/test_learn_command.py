@@ -249,7 +249,8 @@ def test_kill_9_then_resume_from_last_complete_checkpoint(tmp_path: Path, port: 
     assert _status(tmp_path)["Basic"]["final_checkpoint"]["steps"] >= pointer["steps"] + 300
 
 
-def test_two_behaviors_train_two_models(tmp_path: Path, port: int) -> None:
+def test_two_teams_of_one_behavior_train_one_model(tmp_path: Path, port: int) -> None:
+    """As mlagents-learn: Tennis?team=0 and ?team=1 are one behavior, one policy."""
     tennis = {
         "behaviors": {
             "Tennis": {
@@ -264,10 +265,13 @@ def test_two_behaviors_train_two_models(tmp_path: Path, port: int) -> None:
     }
     assert _learn(tmp_path, _config(tmp_path, tennis), port) == 0
     status = _status(tmp_path)
-    for team in ("Tennis_team0", "Tennis_team1"):
-        assert status[team]["final_checkpoint"]["steps"] >= 1200
-        assert (tmp_path / f"results/run/{team}.zip").exists()
-        assert list((tmp_path / f"results/run/{team}").glob("events.out.tfevents.*"))
+    assert set(status) == {"Tennis", "metadata"}
+    assert status["Tennis"]["final_checkpoint"]["steps"] >= 1200
+    assert "elo" not in status["Tennis"]  # no self_play
+    assert (tmp_path / "results/run/Tennis.zip").exists()
+    assert (tmp_path / "results/run/Tennis.onnx").exists()
+    assert list((tmp_path / "results/run/Tennis").glob("events.out.tfevents.*"))
+    assert not list((tmp_path / "results/run").glob("Tennis_team*"))
     assert not live_children()
 
 

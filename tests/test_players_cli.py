@@ -24,7 +24,14 @@ pytestmark = pytest.mark.protocol
 
 def test_registry_lists_players_with_specs() -> None:
     players = {p.name: p for p in list_players()}
-    assert list(players) == ["Basic", "3DBall", "GridWorld", "Tennis", "Pyramids"]
+    assert list(players) == [
+        "Basic",
+        "3DBall",
+        "GridWorld",
+        "Tennis",
+        "Pyramids",
+        "StrikersVsGoalie",
+    ]
     ball = players["3DBall"].behaviors[0]
     assert (ball.name, ball.agents_per_area, ball.decision_period, ball.max_step) == (
         "3DBall?team=0",
@@ -42,7 +49,8 @@ def test_registry_lists_players_with_specs() -> None:
 def test_get_player_is_case_insensitive_and_unknown_names_list_valid_ones() -> None:
     assert get_player("3dball").name == "3DBall"
     with pytest.raises(
-        UnknownPlayerError, match="valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids"
+        UnknownPlayerError,
+        match="valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie",
     ):
         get_player("Walker")
 
@@ -162,7 +170,10 @@ def test_launcher_sets_pythonpath_when_the_package_is_not_installed(tmp_path: Pa
 
 def test_env_executable_unknown_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env-executable", "Walker", str(tmp_path / "w")]) == 2
-    assert "valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids" in capsys.readouterr().err
+    assert (
+        "valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "w").exists()
 
 

@@ -73,6 +73,15 @@ class BehaviorBatches(ABC):
             return {key: value[0] for key, value in batch.items()}
         return batch[0]
 
+    def step_infos(self, step: SlotStep) -> list[dict[str, Any]]:
+        """SB3's per-slot infos for ``step``: a finished episode's final observation
+        (``terminal_observation``) and whether it was cut short (``TimeLimit.truncated``)."""
+        infos: list[dict[str, Any]] = [{} for _ in range(len(step.rewards))]
+        for slot, final in step.final_obs.items():
+            infos[slot]["terminal_observation"] = self.single_observation(final)
+            infos[slot]["TimeLimit.truncated"] = bool(step.truncated[slot])
+        return infos
+
     def action_masks(self, slot: int | None = None) -> np.ndarray:
         """Allowed actions (True = allowed) for the next step, flat over branches.
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, AgentSlots, SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
@@ -62,6 +65,7 @@ class LockstepBehaviors:
         self._pending: dict[str, ActionTuple] = {}
         self._autopilots: dict[str, Autopilot] = {}
         self._round = 0
+        self._reset_requested = False
         self._error: BaseException | None = None
         # Called (holding :attr:`lock`) after every joint step, e.g. to drain stats channels.
         self.step_listeners: list[Callable[[], None]] = []
@@ -89,9 +93,14 @@ class LockstepBehaviors:
 
     def submit(self, name: str, actions: ActionTuple) -> SlotStep:
         """Hand in ``name``'s actions; returns its next batch once every behavior has acted."""
+        return self.submit_many({name: actions})[name]
+
+    def submit_many(self, actions: Mapping[str, ActionTuple]) -> dict[str, SlotStep]:
+        """Hand in the actions of several behaviors one learner drives (a model playing both
+        teams of Tennis); returns their next batches once every behavior has acted."""
         with self.lock:
             self._raise_if_failed()
-            self._pending[name] = actions
+            self._pending.update(actions)
             this_round = self._round
             if self._everyone_submitted():
                 self._advance()
@@ -99,7 +108,14 @@ class LockstepBehaviors:
                 while self._round == this_round and self._error is None:
                     self.lock.wait()
                 self._raise_if_failed()
-            return self.last[name]
+            return {name: self.last[name] for name in actions}
+
+    def request_reset(self) -> None:
+        """Make the next joint step a Unity reset of every player instead (a self-play team
+        change): the actions handed in for it are dropped, and every slot's episode ends
+        there, truncated, with the observation before the reset as its final one."""
+        with self.lock:
+            self._reset_requested = True
 
     def retire(self, name: str, autopilot: Autopilot) -> None:
         """``name``'s learner stops; from now on ``autopilot`` acts for it.
@@ -136,7 +152,11 @@ class LockstepBehaviors:
             for name, autopilot in self._autopilots.items():
                 if name not in actions:
                     actions[name] = autopilot(self.last[name])
-            self.players.step(actions)
+            if self._reset_requested:
+                self._reset_requested = False
+                self._reset_all()
+            else:
+                self.players.step(actions)
             self._pending.clear()
             self._round += 1
             for listener in self.step_listeners:
@@ -147,6 +167,22 @@ class LockstepBehaviors:
             raise
         finally:
             self.lock.notify_all()
+
+    def _reset_all(self) -> None:
+        """Reset every player; report it as every episode cut short (see request_reset)."""
+        before = self.last
+        after = self.players.reset()
+        for name, step in after.items():
+            old = before[name]
+            n = len(step.rewards)
+            after[name] = replace(
+                step,
+                rewards=np.zeros(n, dtype=np.float32),
+                terminated=np.zeros(n, dtype=bool),
+                truncated=np.ones(n, dtype=bool),
+                final_obs={slot: [o[slot] for o in old.obs] for slot in range(len(old.rewards))},
+            )
+        self.players.last = after
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:

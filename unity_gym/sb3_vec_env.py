@@ -96,10 +96,7 @@ class UnityVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         step = self._group.step(self._actions)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for slot, final in step.final_obs.items():
-            infos[slot]["terminal_observation"] = self._group.single_observation(final)
-            infos[slot]["TimeLimit.truncated"] = bool(step.truncated[slot])
+        infos = self._group.step_infos(step)
         return self._group.observations(step), step.rewards, step.dones, infos
 
     def action_masks(self) -> np.ndarray:

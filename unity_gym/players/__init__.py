@@ -13,8 +13,8 @@ channel; then each takes at least ``0.02 / time_scale`` seconds (see :mod:`.acad
 Modules: :mod:`.protocol` (the gRPC loop), :mod:`.academy` (Unity's agent life cycle),
 :mod:`.task` (what an environment implements), :mod:`.channels` and :mod:`.sensors`
 (side channels, observation protos), :mod:`.model_policy` (running an exported model in the
-player, Unity's inference mode), one module per environment, and :mod:`.run` (the process
-entry). This module
+player, Unity's inference mode), one module per environment (:mod:`.shared_game` lets the
+behaviors of one game share it), and :mod:`.run` (the process entry). This module
 is the registry: :func:`list_players` and :func:`get_player` describe each player and its
 behaviors' specs without starting anything.
 """
@@ -28,6 +28,7 @@ from unity_gym.players.ball3d import Ball3DTask
 from unity_gym.players.basic import BasicTask
 from unity_gym.players.gridworld import GridWorldTask
 from unity_gym.players.pyramids import PyramidsTask
+from unity_gym.players.strikers_vs_goalie import GoalieTask, StrikerTask
 from unity_gym.players.task import Task
 from unity_gym.players.tennis import TennisTeam0, TennisTeam1
 
@@ -106,6 +107,13 @@ _PLAYERS = (
         "Press the switch, then reach the gold brick of the pyramid it raises; sparse +2, "
         "3 ray sensors of 56 floats + 4 floats, 5 discrete actions.",
         (PyramidsTask,),
+    ),
+    PlayerInfo(
+        "StrikersVsGoalie",
+        "Asymmetric 1v1 top-view soccer for self-play: behaviors Striker?team=0 (14 floats, "
+        "discrete (3, 3, 3)) and Goalie?team=1 (10 floats, discrete (3, 3)), one agent each "
+        "per area, +1/-1 per goal or save.",
+        (StrikerTask, GoalieTask),
     ),
 )
 

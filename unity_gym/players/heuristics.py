@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from unity_gym.base_env import ActionTuple, DecisionSteps
-from unity_gym.players import basic, gridworld
+from unity_gym.players import basic, gridworld, strikers_vs_goalie
 from unity_gym.players.tennis import tracking_policy
 
 Heuristic = Callable[[DecisionSteps], ActionTuple]
@@ -91,12 +91,23 @@ def tennis_heuristic(steps: DecisionSteps) -> ActionTuple:
     return ActionTuple(continuous=tracking_policy(steps.obs[0]))
 
 
+def strikers_vs_goalie_heuristic(steps: DecisionSteps) -> ActionTuple:
+    """The striker gets behind the ball and pushes it past the goalie; the goalie stays between
+    ball and goal (:mod:`~unity_gym.players.strikers_vs_goalie`'s scripted players). The two
+    behaviors are told apart by their observation sizes (14 and 10)."""
+    obs = steps.obs[0]
+    if obs.shape[1] == strikers_vs_goalie.STRIKER_OBSERVATION_SIZE:
+        return ActionTuple(discrete=strikers_vs_goalie.striker_policy(obs))
+    return ActionTuple(discrete=strikers_vs_goalie.goalie_policy(obs))
+
+
 # Player name -> its heuristic, used for every behavior of the player.
 HEURISTICS: dict[str, Heuristic] = {
     "Basic": basic_heuristic,
     "3DBall": ball3d_heuristic,
     "GridWorld": gridworld_heuristic,
     "Tennis": tennis_heuristic,
+    "StrikersVsGoalie": strikers_vs_goalie_heuristic,
 }
 
 

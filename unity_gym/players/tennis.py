@@ -30,18 +30,18 @@ steps (40 s) per episode, after which both agents are interrupted (truncated).
 
 How two behaviors share one game: the academy builds one task per behavior. Here both tasks are
 thin views (:class:`TennisTeam0`, :class:`TennisTeam1`) of one :class:`TennisGame` per player,
-which the first view creates and the second joins (found through the player's environment
-parameters object, the one thing the academy gives every task of a player). Each academy step
-the academy calls every task's ``act``: the first call of the step advances the ball and
-settles points with the rackets where they are, then each view moves its own agents, so the
-order of the views does not matter and both teams' actions take effect in the same step. Both
-views report the same point areas as ended. An area restarts only once every team has begun its
-new episode there, so the second team's final observation still shows the point as it ended.
+a :class:`~unity_gym.players.shared_game.SharedGame` which the first view creates and the second
+joins (found through the player's environment parameters object, the one thing the academy
+gives every task of a player). Each academy step the academy calls every task's ``act``: the
+first call of the step advances the ball and settles points with the rackets where they are,
+then each view moves its own agents, so the order of the views does not matter and both teams'
+actions take effect in the same step. Both views report the same point areas as ended. An area
+restarts only once every team has begun its new episode there, so the second team's final
+observation still shows the point as it ended.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import ClassVar
 
 import numpy as np
@@ -53,6 +53,7 @@ from unity_gym.base_env import (
     ObservationSpec,
     ObservationType,
 )
+from unity_gym.players.shared_game import SharedGame
 from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
@@ -99,7 +100,7 @@ TEAM_SPEC = BehaviorSpec(  # both teams' behaviors
 )
 
 
-class TennisGame:
+class TennisGame(SharedGame):
     """Every area's rally in world coordinates, shared by both team views.
 
     The state is one float64 array ``(areas, 12)`` whose columns are, in the world frame, team
@@ -110,14 +111,10 @@ class TennisGame:
     first hit of a point). Rows are areas: an agent's index in its behavior is its area.
     """
 
-    # One game per player, by the id of the parameters object the academy gives all its tasks
-    # (a game holds its context, so that id stays taken while the entry lives).
-    _games: ClassVar[weakref.WeakValueDictionary[int, TennisGame]] = weakref.WeakValueDictionary()
+    num_teams = NUM_TEAMS
 
     def __init__(self, num_areas: int, context: TaskContext) -> None:
-        self.num_areas = num_areas
-        self.context = context
-        self.members: set[int] = set()
+        super().__init__(num_areas, context)
         self.state = state = np.zeros((num_areas, OBSERVATION_SIZE))
         self.agent_x, self.agent_y = state[:, 0::8].T, state[:, 1::8].T
         self.agent_vx, self.agent_vy = state[:, 2::8].T, state[:, 3::8].T
@@ -127,35 +124,14 @@ class TennisGame:
         # Outcome of the current academy step: which areas' point ended, and who lost it.
         self.point = np.zeros(num_areas, dtype=bool)
         self.loser = np.full(num_areas, NOBODY, dtype=np.int64)
-        self._acted: set[int] = set()  # teams that moved in the current academy step
         self._no_point = np.zeros(num_areas, dtype=bool)
-        self._restarting = np.zeros((NUM_TEAMS, num_areas), dtype=bool)
         # Each team's current action, converted when it changes (only at decisions).
         self._action_keys = [b""] * NUM_TEAMS
         self._run = np.zeros((NUM_TEAMS, num_areas))  # world x change per academy step
         self._jump = np.zeros((NUM_TEAMS, num_areas), dtype=bool)
         self.restart(np.arange(num_areas))
 
-    @classmethod
-    def join(cls, team: int, num_areas: int, context: TaskContext) -> TennisGame:
-        """The game of the player ``context`` belongs to, created by its first team view."""
-        key = id(context.parameters)
-        game = cls._games.get(key)
-        if game is None or team in game.members or game.num_areas != num_areas:
-            game = cls(num_areas, context)  # a new player, or the academy initialized again
-            cls._games[key] = game
-        game.members.add(team)
-        return game
-
     # -- episode life cycle -------------------------------------------------------------
-
-    def begin_episode(self, team: int, areas: np.ndarray) -> None:
-        """``team`` starts new episodes in ``areas``; each restarts once both teams have."""
-        self._restarting[team, areas] = True
-        ready = areas[self._restarting[:, areas].all(axis=0)]
-        if len(ready):
-            self._restarting[:, ready] = False
-            self.restart(ready)
 
     def restart(self, areas: np.ndarray) -> None:
         """A new point in ``areas``: agents at their start, the ball dropped on a random side."""
@@ -176,10 +152,8 @@ class TennisGame:
 
         The first team to act in a step advances the ball (see the module docstring).
         """
-        if not self._acted or team in self._acted:
-            self._acted.clear()
+        if self.starts_step(team):
             self._advance_ball()
-        self._acted.add(team)
         self._move(team, actions)
         point = self.point
         if not np.count_nonzero(point):
