@@ -536,14 +536,7 @@ def _self_play(settings: TrainerSettings, notes: list[str]) -> SelfPlaySettings 
     section = settings.self_play
     if section is None:
         return None
-    self_play = SelfPlaySettings(
-        save_steps=section.save_steps,
-        team_change=section.team_change,
-        swap_steps=section.swap_steps,
-        window=section.window,
-        play_against_latest_model_ratio=section.play_against_latest_model_ratio,
-        initial_elo=section.initial_elo,
-    )
+    self_play = SelfPlaySettings(**section.model_dump())  # the same keys, ML-Agents' names
     if self_play.team_change_steps > settings.max_steps:
         notes.append(
             f"self_play.team_change={self_play.team_change_steps} is above max_steps="
