@@ -31,6 +31,7 @@ def test_registry_lists_players_with_specs() -> None:
         "Tennis",
         "Pyramids",
         "StrikersVsGoalie",
+        "WallJump",
     ]
     ball = players["3DBall"].behaviors[0]
     assert (ball.name, ball.agents_per_area, ball.decision_period, ball.max_step) == (
@@ -50,7 +51,7 @@ def test_get_player_is_case_insensitive_and_unknown_names_list_valid_ones() -> N
     assert get_player("3dball").name == "3DBall"
     with pytest.raises(
         UnknownPlayerError,
-        match="valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie",
+        match="valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie, WallJump",
     ):
         get_player("Walker")
 
@@ -171,7 +172,7 @@ def test_launcher_sets_pythonpath_when_the_package_is_not_installed(tmp_path: Pa
 def test_env_executable_unknown_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env-executable", "Walker", str(tmp_path / "w")]) == 2
     assert (
-        "valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie"
+        "valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie, WallJump"
         in capsys.readouterr().err
     )
     assert not (tmp_path / "w").exists()

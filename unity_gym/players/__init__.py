@@ -31,6 +31,7 @@ from unity_gym.players.pyramids import PyramidsTask
 from unity_gym.players.strikers_vs_goalie import GoalieTask, StrikerTask
 from unity_gym.players.task import Task
 from unity_gym.players.tennis import TennisTeam0, TennisTeam1
+from unity_gym.players.wall_jump import BigWallJumpTask, SmallWallJumpTask
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ _PLAYERS = (
         "discrete (3, 3, 3)) and Goalie?team=1 (10 floats, discrete (3, 3)), one agent each "
         "per area, +1/-1 per goal or save.",
         (StrikerTask, GoalieTask),
+    ),
+    PlayerInfo(
+        "WallJump",
+        "Get over a wall to the goal, pushing the block against a wall too high to jump: "
+        "behaviors BigWallJump?team=0 and SmallWallJump?team=0, one agent each per area, "
+        "2 stacked ray sensors of 210 floats + 24 floats, discrete (3, 3, 3, 2); environment "
+        "parameters big_wall_height, small_wall_height.",
+        (BigWallJumpTask, SmallWallJumpTask),
     ),
 )
 

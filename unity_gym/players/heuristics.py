@@ -16,6 +16,7 @@ import numpy as np
 from unity_gym.base_env import ActionTuple, DecisionSteps
 from unity_gym.players import basic, gridworld, strikers_vs_goalie
 from unity_gym.players.tennis import tracking_policy
+from unity_gym.players.wall_jump import scripted_policy as wall_jump_policy
 
 Heuristic = Callable[[DecisionSteps], ActionTuple]
 
@@ -101,6 +102,13 @@ def strikers_vs_goalie_heuristic(steps: DecisionSteps) -> ActionTuple:
     return ActionTuple(discrete=strikers_vs_goalie.goalie_policy(obs))
 
 
+def wall_jump_heuristic(steps: DecisionSteps) -> ActionTuple:
+    """Either behavior: to the goal, over the wall, pushing the block against it and climbing it
+    first when the wall is in the way (:func:`~unity_gym.players.wall_jump.scripted_policy`,
+    which finds its heading and the block from the rays)."""
+    return ActionTuple(discrete=wall_jump_policy(list(steps.obs)))
+
+
 # Player name -> its heuristic, used for every behavior of the player.
 HEURISTICS: dict[str, Heuristic] = {
     "Basic": basic_heuristic,
@@ -108,6 +116,7 @@ HEURISTICS: dict[str, Heuristic] = {
     "GridWorld": gridworld_heuristic,
     "Tennis": tennis_heuristic,
     "StrikersVsGoalie": strikers_vs_goalie_heuristic,
+    "WallJump": wall_jump_heuristic,
 }
 
 
