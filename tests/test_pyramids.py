@@ -185,9 +185,11 @@ def test_every_step_costs_the_same_without_events() -> None:
         assert np.all(rewards == np.float32(-STEP_PENALTY))
 
 
-def _reset_academy(seed: int, num_areas: int) -> tuple[Academy, UnityRLOutputProto]:
-    """The built-in Pyramids' academy after its first reset, and the reset's output."""
-    academy = Academy(get_player("Pyramids").tasks)
+def _reset_academy(
+    seed: int, num_areas: int, player: str = "Pyramids"
+) -> tuple[Academy, UnityRLOutputProto]:
+    """A built-in's academy after its first reset, and the reset's output."""
+    academy = Academy(get_player(player).tasks)
     academy.initialize(seed=seed, num_areas=num_areas)
     out = UnityRLOutputProto()
     academy.reset(out)

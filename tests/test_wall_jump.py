@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import FIXTURES, free_port, process_gone
+from tests.test_pyramids import _reset_academy as reset_academy
 from unity_gym.base_env import ActionTuple, DecisionSteps, behavior_name_without_team
 from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
 from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
@@ -284,11 +285,7 @@ def test_every_step_costs_the_same_without_events() -> None:
 
 
 def _reset_academy(seed: int, num_areas: int) -> tuple[Academy, UnityRLOutputProto]:
-    academy = Academy(get_player("WallJump").tasks)
-    academy.initialize(seed=seed, num_areas=num_areas)
-    out = UnityRLOutputProto()
-    academy.reset(out)
-    return academy, out
+    return reset_academy(seed, num_areas, "WallJump")
 
 
 def test_episodes_end_interrupted_at_max_step_with_minus_one_for_both_behaviors() -> None:

@@ -67,11 +67,8 @@ import numpy as np
 from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
-    DimensionProperty,
-    ObservationSpec,
-    ObservationType,
 )
-from unity_gym.players.task import Task, TaskContext
+from unity_gym.players.task import Task, TaskContext, vector_observation_spec
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 # -- the world ---------------------------------------------------------------------------------
@@ -107,6 +104,7 @@ BLOCK, WALL, GOAL, SWITCH_OFF, SWITCH_ON, STONE = range(len(TAGS))
 MISS = len(TAGS)  # index of the "hit nothing" flag; the distance fraction follows it
 FLOATS_PER_RAY = len(TAGS) + 2
 RAYS_PER_SENSOR = 7
+RAY_FLOATS = RAYS_PER_SENSOR * FLOATS_PER_RAY  # one sensor's observation
 RAY_LENGTH = 20.0
 SENSOR_NAMES = ("RaysLowForward", "RaysLowWide", "RaysRaised")
 _SPACING_DEGREES = (20.0, 50.0, 20.0)  # angle between neighbouring rays, per sensor
@@ -154,15 +152,6 @@ _CONTACT2[_STONES] = (AGENT_RADIUS + STONE_RADIUS) ** 2
 _CONTACT2[PYRAMID_OBJECT] = TOUCH_DISTANCE**2
 
 
-def _vector_spec(size: int, name: str) -> ObservationSpec:
-    return ObservationSpec(
-        shape=(size,),
-        dimension_property=(DimensionProperty.NONE,),
-        observation_type=ObservationType.DEFAULT,
-        name=name,
-    )
-
-
 class PyramidsTask(Task):
     """Batched Pyramids agents: one per area.
 
@@ -183,8 +172,8 @@ class PyramidsTask(Task):
     behavior_name = "Pyramids?team=0"
     behavior_spec = BehaviorSpec(
         observation_specs=[
-            *(_vector_spec(RAYS_PER_SENSOR * FLOATS_PER_RAY, name) for name in SENSOR_NAMES),
-            _vector_spec(4, "VectorSensor_size4"),
+            *(vector_observation_spec(RAY_FLOATS, name) for name in SENSOR_NAMES),
+            vector_observation_spec(4),
         ],
         action_spec=ActionSpec.create_discrete((5,)),
     )

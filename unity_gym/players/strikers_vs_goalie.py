@@ -84,12 +84,9 @@ import numpy as np
 from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
-    DimensionProperty,
-    ObservationSpec,
-    ObservationType,
 )
 from unity_gym.players.shared_game import SharedGame
-from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext
+from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext, vector_observation_spec
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 PLAYER_NAME = "StrikersVsGoalie"
@@ -151,21 +148,12 @@ STRIKER_OBSERVATION_SIZE = 14
 GOALIE_OBSERVATION_SIZE = 10
 
 
-def _vector_spec(size: int) -> ObservationSpec:
-    return ObservationSpec(
-        shape=(size,),
-        dimension_property=(DimensionProperty.NONE,),
-        observation_type=ObservationType.DEFAULT,
-        name=f"VectorSensor_size{size}",
-    )
-
-
 STRIKER_SPEC = BehaviorSpec(
-    observation_specs=[_vector_spec(STRIKER_OBSERVATION_SIZE)],
+    observation_specs=[vector_observation_spec(STRIKER_OBSERVATION_SIZE)],
     action_spec=ActionSpec.create_discrete((3, 3, 3)),
 )
 GOALIE_SPEC = BehaviorSpec(
-    observation_specs=[_vector_spec(GOALIE_OBSERVATION_SIZE)],
+    observation_specs=[vector_observation_spec(GOALIE_OBSERVATION_SIZE)],
     action_spec=ActionSpec.create_discrete((3, 3)),
 )
 

@@ -15,7 +15,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from unity_gym.base_env import BehaviorSpec
+from unity_gym.base_env import (
+    BehaviorSpec,
+    DimensionProperty,
+    ObservationSpec,
+    ObservationType,
+)
 from unity_gym.players.channels import EnvironmentParameters, StatsRecorder
 
 # Game time of one academy step, in seconds: Unity's default fixed time step.
@@ -82,3 +87,14 @@ class Task(ABC):
     def action_mask(self, agents: np.ndarray) -> np.ndarray | None:
         """Bool ``(k, sum(branch sizes))``, True marking a forbidden action; None: all allowed."""
         return None
+
+
+def vector_observation_spec(size: int, name: str | None = None) -> ObservationSpec:
+    """A vector sensor's spec: ``size`` floats, named as Unity names it
+    (``VectorSensor_size<N>`` unless ``name`` says otherwise, e.g. a ray sensor's)."""
+    return ObservationSpec(
+        shape=(size,),
+        dimension_property=(DimensionProperty.NONE,),
+        observation_type=ObservationType.DEFAULT,
+        name=name if name is not None else f"VectorSensor_size{size}",
+    )

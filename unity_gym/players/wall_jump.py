@@ -105,11 +105,8 @@ import numpy as np
 from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
-    DimensionProperty,
-    ObservationSpec,
-    ObservationType,
 )
-from unity_gym.players.task import Task, TaskContext
+from unity_gym.players.task import Task, TaskContext, vector_observation_spec
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 # -- the world (Unity's area-local x and z; heights above the floor) -------------------------------
@@ -260,15 +257,6 @@ def wall_top_of(height: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(height, nan=0.0) * 0.5 - 0.5, 0.0, MAX_WALL_TOP)
 
 
-def _vector_spec(size: int, name: str) -> ObservationSpec:
-    return ObservationSpec(
-        shape=(size,),
-        dimension_property=(DimensionProperty.NONE,),
-        observation_type=ObservationType.DEFAULT,
-        name=name,
-    )
-
-
 class WallJumpTask(Task):
     """Batched WallJump agents of one behavior, one per area (subclassed per behavior).
 
@@ -288,9 +276,9 @@ class WallJumpTask(Task):
     stat_key: ClassVar[str]
     behavior_spec = BehaviorSpec(
         observation_specs=[
-            _vector_spec(STACK * FRAME_SIZE, SENSOR_NAMES[0]),
-            _vector_spec(STACK * FRAME_SIZE, SENSOR_NAMES[1]),
-            _vector_spec(STACK * VECTOR_SIZE, SENSOR_NAMES[2]),
+            vector_observation_spec(STACK * FRAME_SIZE, SENSOR_NAMES[0]),
+            vector_observation_spec(STACK * FRAME_SIZE, SENSOR_NAMES[1]),
+            vector_observation_spec(STACK * VECTOR_SIZE, SENSOR_NAMES[2]),
         ],
         action_spec=ActionSpec.create_discrete(BRANCHES),
     )
