@@ -116,6 +116,8 @@ class LearnerSetup:
     # The behavior's init_path as configured, and the dotted key it is written under.
     init_path: str | None = None
     init_path_key: str = "init_path"
+    # Called with the raw environment return of every finished episode (the curriculum).
+    on_episode: Callable[[float], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,10 @@ class BehaviorLearner:
         self.model = self._build_model()
         self.cloning = self._build_cloning(self.model)
         self._last_checkpoint_step = -1
+
+    def progress(self) -> float:
+        """Trained steps over ``max_steps`` (what ``measure: progress`` compares)."""
+        return float(self.model.num_timesteps) / max(1, self.setup.plan.total_timesteps)
 
     # -- model ------------------------------------------------------------------------
 
@@ -657,6 +663,8 @@ class BehaviorLearner:
         for info in infos:
             episode = info.get("episode")
             if episode is not None:
+                if self.setup.on_episode is not None:
+                    self.setup.on_episode(float(episode["r"]))
                 self.setup.stats.add(CUMULATIVE_REWARD, float(episode["r"]))
                 self.setup.stats.add(EPISODE_LENGTH, float(episode["l"]))
                 if self.setup.plan.extrinsic:

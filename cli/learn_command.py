@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -25,13 +26,19 @@ import yaml
 from cli.behavior_learner import BehaviorLearner, LearnerSetup, Mode
 from cli.command import Command
 from cli.config_errors import ConfigError
+from cli.curriculum_driver import CurriculumDriver, check_criteria_behaviors
 from cli.learn_arguments import add_learn_arguments, resolve_run_options
 from cli.run_artifacts import RunDirectory, remove_partial_files, write_json, write_yaml
 from cli.run_timers import RunTimers
 from cli.sb3_translation import TranslationError, plans_for
 from cli.torch_threads import configure_torch_threads
 from cli.training_config import RunOptions, SACSettings, check_demo_paths, to_resolved_dict
-from cli.training_environment import environment_parameters, player_notes, worker_settings
+from cli.training_environment import (
+    curriculum_from_options,
+    player_notes,
+    run_seed,
+    worker_settings,
+)
 from cli.training_stats import BehaviorStats
 from sb3_ext.self_play import SelfPlayController
 from unity_gym import __version__
@@ -119,15 +126,18 @@ def run_learn(options: RunOptions) -> int:
         stats_channels.append(channel)
         return [channel]
 
-    parameters, parameter_notes = environment_parameters(options)
+    curriculum, parameter_notes = curriculum_from_options(options, run_seed(options))
     for note in [*parameter_notes, *player_notes(options)]:
         logger.warning(note)
-    settings = worker_settings(options, run.run_logs, side_channels, parameters)
+    if mode == "resume" and run.lessons:
+        curriculum.load_state_dict({k: {"lesson_num": v} for k, v in run.lessons.items()})
+    settings = worker_settings(options, run.run_logs, side_channels, curriculum.values())
     with timers.block("run_training.setup"):
         lockstep = LockstepBehaviors(settings, int(options.env_settings.num_envs))
     learners: list[BehaviorLearner] = []
     try:
         plans = plans_for(options, lockstep)
+        check_criteria_behaviors(curriculum, [entry.name for entry in plans])
         visual = any(
             observation.is_visual
             for spec in lockstep.specs.values()
@@ -188,6 +198,7 @@ def run_learn(options: RunOptions) -> int:
                 and trainer.hyperparameters.save_replay_buffer,
                 init_path=trainer.init_path,
                 init_path_key=options.settings_key(behavior, "init_path"),
+                on_episode=partial(curriculum.record_episode, name),
             )
             learners.append(BehaviorLearner(setup, lockstep, controller))
 
@@ -199,6 +210,16 @@ def run_learn(options: RunOptions) -> int:
                         stats.add_environment_stats(collected)
 
         lockstep.step_listeners.append(drain_stats)
+        if curriculum.lessons:
+            driver = CurriculumDriver(
+                curriculum,
+                lockstep,
+                run,
+                {learner.setup.name: learner.progress for learner in learners},
+                stats_by_behavior,
+            )
+            driver.log_lessons()
+            lockstep.step_listeners.append(driver.after_step)
         with _interrupts(stop), timers.block("TrainerController.start_learning"):
             threads = [
                 threading.Thread(target=learner.run, name=learner.setup.name, daemon=True)

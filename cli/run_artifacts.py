@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -122,6 +122,8 @@ class RunDirectory:
         self.run_id = run_id
         self.metadata: dict[str, str] = dict(metadata or {})
         self.status: dict[str, BehaviorStatus] = {}
+        # Environment parameter -> current lesson number (ML-Agents' "lesson_num").
+        self.lessons: dict[str, int] = {}
         self._status_lock = threading.Lock()
 
     # -- paths ------------------------------------------------------------------------
@@ -175,6 +177,11 @@ class RunDirectory:
             for behavior, entry in data.items():
                 if behavior == "metadata" or not isinstance(entry, dict):
                     continue
+                lesson = entry.get("lesson_num")
+                if isinstance(lesson, int) and not isinstance(lesson, bool):
+                    self.lessons[behavior] = lesson
+                if "checkpoints" not in entry and "final_checkpoint" not in entry:
+                    continue
                 final = entry.get("final_checkpoint")
                 elo = entry.get("elo")
                 self.status[behavior] = BehaviorStatus(
@@ -212,6 +219,12 @@ class RunDirectory:
             status = self.status.get(behavior)
             return None if status is None else status.elo
 
+    def set_lessons(self, lessons: Mapping[str, int]) -> None:
+        """Keep the environment parameters' lesson numbers; written with the next checkpoint
+        record (mlagents-learn writes them only when the run ends)."""
+        with self._status_lock:
+            self.lessons = dict(lessons)
+
     def save_status(self) -> None:
         """Write ``training_status.json`` as the status stands."""
         with self._status_lock:
@@ -226,6 +239,8 @@ class RunDirectory:
             if status.final_checkpoint is not None:
                 entry["final_checkpoint"] = asdict(status.final_checkpoint)
             data[behavior] = entry
+        for parameter, number in self.lessons.items():
+            data.setdefault(parameter, {})["lesson_num"] = number
         data["metadata"] = {"stats_format_version": STATS_FORMAT_VERSION, **self.metadata}
         write_json(self.status_file, data)
 

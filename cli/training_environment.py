@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from cli.config_errors import ConfigError
 from cli.training_config import (
     ConstantSampler,
     GaussianSampler,
@@ -13,6 +14,7 @@ from cli.training_config import (
     Sampler,
     UniformSampler,
 )
+from sb3_ext.curriculum import CompletionCriteria, Curriculum, Lesson
 from unity_gym.env_group import WorkerSettings
 from unity_gym.launcher import builtin_player_name
 from unity_gym.restart_policy import RestartPolicy
@@ -44,22 +46,55 @@ def sampler_from_settings(sampler: Sampler, seed: int) -> float | ParameterSampl
     return ParameterSampler(kind, arguments, seed)
 
 
-def environment_parameters(
-    options: RunOptions, seed: int | None = None
-) -> tuple[dict[str, float | ParameterSampler], list[str]]:
-    """What to send each player, and notes (a curriculum runs its first lesson for now)."""
-    rng = random.Random(seed)
-    values: dict[str, float | ParameterSampler] = {}
+def run_seed(options: RunOptions) -> int:
+    """The seed samplers without their own derive theirs from: ``--seed``, or, as in
+    mlagents-learn, a random number below 10000 when it is -1."""
+    seed = int(options.env_settings.seed)
+    return seed if seed != -1 else random.randrange(10000)
+
+
+def curriculum_from_options(options: RunOptions, seed: int) -> tuple[Curriculum, list[str]]:
+    """Every environment parameter as lessons (a constant or sampler is one lesson), and notes.
+
+    A sampler whose ``seed`` is -1 gets ``seed + offset``, the offset counting such lessons
+    over all parameters in the file's order (mlagents-learn's rule), so every player draws
+    the same sequence. A last lesson's ``completion_criteria`` are ignored, with a note.
+    """
+    lessons: dict[str, list[Lesson]] = {}
     notes: list[str] = []
+    offset = 0
     for name, setting in (options.environment_parameters or {}).items():
-        first, *later = setting.curriculum
-        if later:
-            notes.append(
-                f"environment_parameters.{name}: curriculum lessons do not advance yet; "
-                f"training uses its first lesson ({first.name!r}) throughout."
+        chain: list[Lesson] = []
+        for index, lesson in enumerate(setting.curriculum):
+            own_seed = lesson.value.sampler_parameters.seed
+            if own_seed == -1:
+                own_seed, offset = seed + offset, offset + 1
+            criteria = lesson.completion_criteria
+            if criteria is not None and criteria.measure == "Elo":
+                raise ConfigError(
+                    f"environment_parameters.{name}.curriculum[{index}].completion_criteria."
+                    "measure: 'Elo' is named in ML-Agents' documentation, but its trainer "
+                    "has no such measure (mlagents-learn rejects it too). Use 'reward' (mean "
+                    "episode reward over threshold) or 'progress' (share of max_steps)."
+                )
+            if criteria is not None and index == len(setting.curriculum) - 1:
+                if len(setting.curriculum) > 1:
+                    notes.append(
+                        f"environment_parameters.{name}.curriculum[{index}].completion_criteria"
+                        f" is ignored: {lesson.name!r} is the last lesson."
+                    )
+                criteria = None
+            chain.append(
+                Lesson(
+                    name=lesson.name,
+                    value=sampler_from_settings(lesson.value, own_seed),
+                    completion_criteria=None
+                    if criteria is None
+                    else CompletionCriteria(**criteria.model_dump()),
+                )
             )
-        values[name] = sampler_from_settings(first.value, rng.randrange(2**31))
-    return values, notes
+        lessons[name] = chain
+    return Curriculum(lessons), notes
 
 
 def worker_settings(

@@ -10,6 +10,7 @@ driving a behavior. See ``docs/export.md``.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -120,6 +121,9 @@ def _verify(path: Path, graph: PolicyGraph, behavior_spec: BehaviorSpec) -> None
             )
 
 
+_EXPORT_LOCK = threading.Lock()
+
+
 def export_onnx(
     model: BaseAlgorithm | BasePolicy,
     behavior_spec: BehaviorSpec,
@@ -150,7 +154,9 @@ def export_onnx(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     dummy = tuple(_dummy_inputs(graph, behavior_spec, batch=1))
-    with warnings.catch_warnings():
+    # torch's exporter keeps global state (and catch_warnings is process-wide): one at a time,
+    # e.g. when two behaviors of one run finish together.
+    with _EXPORT_LOCK, warnings.catch_warnings():
         for category, message in _EXPORT_NOISE:
             warnings.filterwarnings("ignore", message=message, category=category)
         with torch.no_grad():

@@ -1,5 +1,5 @@
-"""Every Python example in the adapter, export, reward-signal, imitation and self-play docs
-runs (small budgets)."""
+"""Every Python example in the adapter, export, reward-signal, imitation, self-play and
+curriculum docs runs (small budgets)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def _examples() -> list[tuple[str, int, str]]:
         "imitation.md",
         "self-play.md",
         "match.md",
+        "curriculum.md",
     ):
         text = (REPO / "docs" / page).read_text()
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):

@@ -621,7 +621,7 @@ def test_samplers_come_from_the_typed_settings() -> None:
 
 
 def test_environment_parameters_reach_the_players_as_samplers() -> None:
-    from cli.training_environment import environment_parameters
+    from cli.training_environment import curriculum_from_options
     from unity_gym.side_channel.environment_parameters_channel import (
         ParameterSampler,
         SamplerTypes,
@@ -649,13 +649,18 @@ def test_environment_parameters_reach_the_players_as_samplers() -> None:
                                 "threshold": 0.5,
                             },
                         },
-                        {"name": "high", "value": 4.0},
+                        {
+                            "name": "high",
+                            "value": {"sampler_type": "gaussian"},
+                            "completion_criteria": {"behavior": "B"},
+                        },
                     ]
                 },
             }
         }
     )
-    values, notes = environment_parameters(options, seed=1)
+    curriculum, notes = curriculum_from_options(options, seed=100)
+    values = curriculum.values()
     assert values["gravity"] == pytest.approx(9.81)
     assert values["wall"] == 1.5
     mass = values["mass"]
@@ -665,9 +670,15 @@ def test_environment_parameters_reach_the_players_as_samplers() -> None:
     assert isinstance(scale, ParameterSampler)
     assert scale.kind == SamplerTypes.MULTIRANGEUNIFORM
     assert scale.arguments == (0.5, 1.0, 1.5, 2.0)
+    # mlagents-learn's seeds: the run seed plus one more for each lesson without its own, in
+    # the file's order (constants count too); the sampler with seed 3 keeps it.
+    assert scale.seed == 101
+    high = curriculum.lessons["wall"][1].value
+    assert isinstance(high, ParameterSampler) and high.seed == 103
+    assert curriculum.lessons["wall"][1].completion_criteria is None
     assert notes == [
-        "environment_parameters.wall: curriculum lessons do not advance yet; training uses "
-        "its first lesson ('low') throughout."
+        "environment_parameters.wall.curriculum[1].completion_criteria is ignored: 'high' is "
+        "the last lesson."
     ]
 
 

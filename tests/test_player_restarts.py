@@ -147,3 +147,37 @@ def test_rate_limit_counts_restarts_within_the_period() -> None:
     unlimited = RestartBudget(RestartPolicy(-1, -1, 60))
     for _ in range(50):
         unlimited.take(0, error)
+
+
+def test_restarted_player_plays_the_environment_parameters_current_then() -> None:
+    """A lesson change reaches a player started after it: 3DBall keeps every ball without
+    gravity, and the replacement of a killed player drops them with the gravity set since."""
+    before = live_children()
+    env = UnityVecEnv(
+        "builtin:3DBall",
+        n_envs=1,
+        seed=0,
+        restart_policy=NO_RATE_LIMIT,
+        environment_parameters={"gravity": 0.0},
+    )
+    rng = np.random.default_rng(0)
+    try:
+        env.reset()
+        for _ in range(100):
+            _, _, dones, _ = env.step(rng.uniform(-1, 1, (12, 2)).astype(np.float32))
+            assert not dones.any()
+        # Read at each episode's start, and these weightless episodes never end...
+        env.set_environment_parameters({"gravity": 9.81})
+        killed = env.envs[0].player_pid
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)  # ... but the new player's first episodes have it.
+        _, _, dones, _ = env.step(np.zeros((12, 2), np.float32))
+        assert dones.all()  # the killed player's episodes, cut short
+        fell = 0
+        for _ in range(200):
+            _, _, dones, _ = env.step(rng.uniform(-1, 1, (12, 2)).astype(np.float32))
+            fell += int(dones.sum())
+        assert fell >= 6
+    finally:
+        env.close()
+    assert live_children() <= before

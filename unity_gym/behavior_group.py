@@ -9,7 +9,7 @@ players (through :class:`~unity_gym.player_set.PlayerSet`), choosing the behavio
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
 from unity_gym.player_set import PlayerSet
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.spaces import SpaceConverter, VisualDtype
 
 
@@ -61,6 +62,11 @@ class BehaviorBatches(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        """Send environment parameters (constants or samplers) to every player; they apply
+        from the next step or reset on, and to players restarted later."""
 
     def observations(self, step: SlotStep) -> Any:
         """The batched observations of ``step`` in the observation space's layout."""
@@ -178,6 +184,9 @@ class BehaviorGroup(BehaviorBatches):
     def close(self) -> None:
         """End every player; safe to call twice."""
         self.players.close()
+
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        self.players.set_environment_parameters(values)
 
 
 class SlotView:

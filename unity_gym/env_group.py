@@ -53,7 +53,9 @@ class WorkerSettings:
     # own channel objects).
     side_channels: SideChannelFactory | None = None
     # Sent to every worker before its first reset, as mlagents-learn does: engine settings,
-    # and environment parameters as constants or samplers the player draws per episode.
+    # and environment parameters as constants or samplers the player draws per episode (on the
+    # worker's EnvironmentParametersChannel: one of side_channels', else one added for it).
+    # A restarted worker gets the values current then (see PlayerSet.set_environment_parameters).
     engine_config: EngineConfig | None = None
     environment_parameters: Mapping[str, float | ParameterSampler] = field(default_factory=dict)
     # Replace a player that crashes or hangs (timeout_wait) within these limits; None: its
@@ -66,11 +68,15 @@ class WorkerSettings:
             engine = EngineConfigurationChannel()
             engine.set_configuration(self.engine_config)
             channels.append(engine)
-        if self.environment_parameters:
+        parameters = next(
+            (c for c in channels if isinstance(c, EnvironmentParametersChannel)), None
+        )
+        if parameters is None:
+            # Always there, so that values can be changed later (set_environment_parameters).
             parameters = EnvironmentParametersChannel()
-            for key, value in self.environment_parameters.items():
-                send_environment_parameter(parameters, key, value)
             channels.append(parameters)
+        for key, value in self.environment_parameters.items():
+            send_environment_parameter(parameters, key, value)
         return channels
 
     def open(self, index: int) -> UnityEnvironment:

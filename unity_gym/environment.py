@@ -8,8 +8,10 @@ built-in stand-in players (``unity-sb3 envs`` lists them).
 from __future__ import annotations
 
 import logging
+import uuid
 import weakref
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from unity_gym import __version__
@@ -208,6 +210,11 @@ class UnityEnvironment(BaseEnv):
     @property
     def behavior_specs(self) -> Mapping[BehaviorName, BehaviorSpec]:
         return BehaviorMapping(self._env_specs)
+
+    @property
+    def side_channels(self) -> Mapping[uuid.UUID, SideChannel]:
+        """This environment's side channels by channel id (read-only view)."""
+        return MappingProxyType(self._side_channel_manager.channels)
 
     @property
     def port(self) -> int:

@@ -7,6 +7,7 @@ Scenes with several agents (3DBall has 12) are vector environments: use
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +20,7 @@ from unity_gym.env_group import WorkerSettings
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
 from unity_gym.restart_policy import RestartPolicy
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.side_channel.side_channel import SideChannel
 from unity_gym.spaces import VisualDtype
 
@@ -143,3 +145,9 @@ class UnityGymEnv(gym.Env[Any, Any]):
 
     def close(self) -> None:
         self._group.close()
+
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        """Send environment parameters (constants, or samplers the player draws from at each
+        read) to every player: they apply from the next step or reset on (a curriculum's
+        lesson change; see :class:`sb3_ext.curriculum.CurriculumCallback`)."""
+        self._group.set_environment_parameters(values)

@@ -8,7 +8,7 @@ Each agent is one sub-environment ("slot"; see :mod:`unity_gym.agent_slots`), so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES
 from unity_gym.behavior_group import BehaviorGroup, SlotView
 from unity_gym.env_group import WorkerSettings
 from unity_gym.environment import UnityEnvironment
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.spaces import VisualDtype
 
 
@@ -137,6 +138,12 @@ class UnityVectorEnv(VectorEnv[Any, Any, np.ndarray]):
             raise ValueError(f"Got {len(values)} values for {self.num_envs} environments.")
         for view, value in zip(self._views, values, strict=True):
             setattr(view.env if hasattr(view.env, name) else view, name, value)
+
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        """Send environment parameters (constants, or samplers the player draws from at each
+        read) to every player: they apply from the next step or reset on (a curriculum's
+        lesson change; see :class:`sb3_ext.curriculum.CurriculumCallback`)."""
+        self._group.set_environment_parameters(values)
 
     def close_extras(self, **kwargs: Any) -> None:
         self._group.close()

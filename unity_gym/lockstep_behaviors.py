@@ -29,6 +29,7 @@ from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
 from unity_gym.player_set import PlayerSet
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.spaces import SpaceConverter, VisualDtype
 
 Autopilot = Callable[[SlotStep], ActionTuple]
@@ -117,6 +118,16 @@ class LockstepBehaviors:
         with self.lock:
             self._reset_requested = True
 
+    def set_environment_parameters(
+        self, values: Mapping[str, float | ParameterSampler], reset: bool = False
+    ) -> None:
+        """Send environment parameters to every player with the next joint step (a lesson
+        change); with ``reset``, that step is a full reset instead (see :meth:`request_reset`)."""
+        with self.lock:
+            self.players.set_environment_parameters(values)
+            if reset:
+                self._reset_requested = True
+
     def retire(self, name: str, autopilot: Autopilot) -> None:
         """``name``'s learner stops; from now on ``autopilot`` acts for it.
 
@@ -169,8 +180,12 @@ class LockstepBehaviors:
             self.lock.notify_all()
 
     def _reset_all(self) -> None:
-        """Reset every player; report it as every episode cut short (see request_reset)."""
+        """Reset every player; report it as every episode cut short (see request_reset).
+
+        As mlagents-learn does before a full reset, every environment parameter is sent again,
+        so each sampler's draws restart from its seed."""
         before = self.last
+        self.players.set_environment_parameters({}, resend=True)
         after = self.players.reset()
         for name, step in after.items():
             old = before[name]
@@ -228,3 +243,6 @@ class SharedBehavior(BehaviorBatches):
 
     def close(self) -> None:
         """The players belong to the :class:`LockstepBehaviors`; it closes them."""
+
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        self.lockstep.set_environment_parameters(values)

@@ -14,10 +14,20 @@ from collections.abc import Callable, Mapping
 
 from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES, AgentSlots, SlotStep
 from unity_gym.base_env import ActionTuple, BehaviorSpec
-from unity_gym.env_group import WorkerSettings, close_all, open_environments
+from unity_gym.env_group import (
+    WorkerSettings,
+    close_all,
+    open_environments,
+    send_environment_parameter,
+)
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException, UnityException
 from unity_gym.restart_policy import RESTARTABLE_ERRORS, RestartBudget
+from unity_gym.side_channel.environment_parameters_channel import (
+    ENVIRONMENT_PARAMETERS_CHANNEL_ID,
+    EnvironmentParametersChannel,
+    ParameterSampler,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +93,24 @@ class PlayerSet:
 
     def env_of_slot(self, behavior: str, slot: int) -> UnityEnvironment:
         return self.envs[self.slots.worker_of_slot(behavior, slot)]
+
+    def set_environment_parameters(
+        self, values: Mapping[str, float | ParameterSampler], resend: bool = False
+    ) -> None:
+        """Send ``values`` to every player with its next message (Unity builds each sampler
+        anew, so its draws restart from its seed); players restarted later get them too.
+
+        :param resend: send every parameter known so far, not only ``values`` (what
+            mlagents-learn does before each full reset).
+        """
+        merged = {**self.settings.environment_parameters, **values}
+        self.settings.environment_parameters = merged
+        for env in self.envs:
+            channel = env.side_channels.get(ENVIRONMENT_PARAMETERS_CHANNEL_ID)
+            if not isinstance(channel, EnvironmentParametersChannel):
+                continue
+            for key, value in (merged if resend else values).items():
+                send_environment_parameter(channel, key, value)
 
     def reset(self) -> dict[str, SlotStep]:
         """A Unity reset of every player: new episodes in every slot."""

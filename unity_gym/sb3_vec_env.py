@@ -10,7 +10,7 @@ reach sb3-contrib's MaskablePPO through ``env_method("action_masks")``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from unity_gym.agent_slots import DEFAULT_MAX_EXCHANGES
 from unity_gym.behavior_group import BehaviorBatches, BehaviorGroup, SlotView
 from unity_gym.env_group import WorkerSettings, choose_behavior
 from unity_gym.environment import UnityEnvironment
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.spaces import VisualDtype
 
 
@@ -98,6 +99,12 @@ class UnityVecEnv(VecEnv):
         step = self._group.step(self._actions)
         infos = self._group.step_infos(step)
         return self._group.observations(step), step.rewards, step.dones, infos
+
+    def set_environment_parameters(self, values: Mapping[str, float | ParameterSampler]) -> None:
+        """Send environment parameters (constants, or samplers the player draws from at each
+        read) to every player: they apply from the next step or reset on (a curriculum's
+        lesson change; see :class:`sb3_ext.curriculum.CurriculumCallback`)."""
+        self._group.set_environment_parameters(values)
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, sum(branches)) allowed actions (True = allowed) for the current step."""
