@@ -27,35 +27,10 @@ import time
 from pathlib import Path
 
 import yaml
+from player_processes import alive, player_pids
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT_INTERVAL = 20_000
-
-
-def player_pids(parent: int) -> list[int]:
-    """Player processes started by ``parent`` (they run in sessions of their own)."""
-    pids = []
-    for task in Path(f"/proc/{parent}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for pid in children:
-            try:
-                if b"--mlagents-port" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pids.append(int(pid))
-            except OSError:
-                continue
-    return sorted(pids)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def main() -> None:

@@ -276,14 +276,23 @@ class BehaviorLearner:
     def _build_model(self) -> BaseAlgorithm:
         setup, plan = self.setup, self.setup.plan
         cls = plan.algorithm_class()
+        pointer = None
         if setup.mode in ("resume", "inference"):
             pointer = read_pointer(setup.run, setup.name)
-            if pointer is None:
+            if pointer is None and setup.mode == "inference":
                 raise FileNotFoundError(
                     f"No checkpoint of behavior {setup.name} in {setup.run.root} (looked for "
                     f"{setup.run.behavior_dir(setup.name) / POINTER}). Train it first, or start "
-                    "a new run without --resume/--inference."
+                    "a new run without --inference."
                 )
+            if pointer is None:
+                # Stopped before its first checkpoint (or new in the configuration).
+                logger.warning(
+                    "--resume: %s has no checkpoint in %s yet, so it starts from step 0.",
+                    setup.name,
+                    setup.run.root,
+                )
+        if pointer is not None:
             model = self._load(cls, setup.run, pointer)
             if setup.mode == "resume":
                 self._restore_self_play(pointer)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from cli.command import Command
 from unity_gym import __version__
@@ -93,13 +97,36 @@ def _selected_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(_selected_command(arguments)).parse_args(arguments)
+    with _stop_signals():
+        try:
+            # Importing a command's module (torch, SB3) takes seconds: Ctrl+C or SIGTERM then
+            # ends the command quietly; commands install their own handling once they run.
+            args = build_parser(_selected_command(arguments)).parse_args(arguments)
+            return int(args.run(args))
+        except BrokenPipeError:
+            # The reader (e.g. `| head`) stopped early; silence the flush at interpreter exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt:
+            print("unity-sb3: interrupted.", file=sys.stderr)
+            return 130
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM (``kill``) stops the command as Ctrl+C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        return int(args.run(args))
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) stopped early; silence the flush at interpreter exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -31,16 +31,7 @@ from unity_gym.side_channel.environment_parameters_channel import (
     SamplerTypes,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
-    """Tiny networks: one thread is fastest, and keeps a busy 2-core machine responsive."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- need_increment: ML-Agents' rule ----------------------------------------------------------

@@ -31,13 +31,7 @@ from sb3_ext.algorithms.masked_replay_buffer import MaskedReplayBufferSamples
 TINY = {"net_arch": [16]}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Any:
-    """Tiny networks run fastest on one thread (two threads crawl on a shared 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class MaskedEnv(gym.Env):

@@ -774,3 +774,55 @@ def test_players_take_free_ports_unless_base_port_is_given() -> None:
         -1,
     )
     assert policy.restarts_rate_limit_period_s == 60
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_from_zero(
+    tmp_path: Path, port: int, capsys
+) -> None:
+    """Killed during start-up: the run folder exists, no checkpoint yet. --resume trains from
+    step 0 with a warning instead of refusing (there is nothing to lose)."""
+    config = json.loads(json.dumps(BASIC))
+    config["behaviors"]["Basic"]["max_steps"] = 300
+    run = tmp_path / "results/run"
+    (run / "run_logs").mkdir(parents=True)
+    (run / "configuration.yaml").write_text("behaviors: {}\n")
+    assert _learn(tmp_path, _config(tmp_path, config), port, "--resume") == 0
+    out = capsys.readouterr().out
+    assert f"--resume: Basic has no checkpoint in {run} yet, so it starts from step 0." in out
+    assert _status(tmp_path)["Basic"]["final_checkpoint"]["steps"] >= 300
+
+
+def test_ctrl_c_while_the_command_loads_ends_quietly(tmp_path: Path) -> None:
+    """SIGINT or SIGTERM during start-up (importing torch takes seconds): a one-line message
+    and exit status 130, no traceback."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SLOW_IMPORT],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "loading"
+            process.send_signal(stop)
+            out, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 130, out
+        assert out.strip() == "unity-sb3: interrupted.", out
+
+
+# A command whose module takes long to import, started through cli.main.
+_SLOW_IMPORT = """
+import sys, time
+from cli import main as cli_main
+def _slow(name):
+    print("loading", flush=True)
+    time.sleep(30)
+cli_main.load_command = _slow
+cli_main.COMMANDS["slow"] = ("slow_command", "sleeps while loading")
+sys.exit(cli_main.main(["slow"]))
+"""
