@@ -190,10 +190,12 @@ def _load(path: Path, key: str) -> None:
         with zipfile.ZipFile(path) as archive:
             assert archive.testzip() is None, "corrupt member"
             names = set(archive.namelist())
-            assert {"data", "policy.pth", "policy.optimizer.pth"} <= names, names
-            with archive.open("policy.optimizer.pth") as handle:
-                optimizer = torch.load(handle, weights_only=False)
-            assert optimizer["state"], "optimizer state is empty"
+            optimizers = sorted(n for n in names if n.endswith("optimizer.pth"))
+            assert {"data", "policy.pth"} <= names and optimizers, names
+            for name in optimizers:  # PPO's policy.optimizer; SAC's actor, critic, ent_coef
+                with archive.open(name) as handle:
+                    optimizer = torch.load(handle, weights_only=False)
+                assert optimizer["state"], f"{name}: optimizer state is empty"
     elif key == "normalizer":
         with np.load(path) as data:
             assert data.files, "no statistics"
@@ -240,6 +242,8 @@ def run_once(
             players.update(player_ports(process.pid))
             time.sleep(0.05)
         players.update(player_ports(process.pid))
+        if process.poll() is not None and how != "finish":
+            return process.returncode, players, log.read_text()  # ended by itself: a problem
         if how == "SIGKILL":
             os.killpg(process.pid, signal.SIGKILL)
         elif how == "SIGINT":
@@ -311,6 +315,8 @@ def loop(
             problems.append(f"{how}: exit {code}")
         if code is None:
             problems.append("hang: did not exit within 120 s of the signal")
+        elif how != "finish" and code >= 0 and f"{how}" not in ("SIGINT", "SIGTERM"):
+            problems.append(f"ended by itself (exit {code}) before the {how}: {output[-600:]}")
         time.sleep(0.5)
         deadline = time.monotonic() + 15
         while any(alive(pid) for pid in players) and time.monotonic() < deadline:
@@ -318,6 +324,8 @@ def loop(
         leaked = [pid for pid in players if alive(pid)]
         for pid in leaked:
             os.kill(pid, signal.SIGKILL)
+        if leaked:
+            problems.append(f"players still running 15 s after the stop: {leaked}")
         open_ports = (listening_ports() - before_ports) & set(players.values())
         now = inspect_run(results / "run", behaviors) if started else Saved()
         problems += now.problems

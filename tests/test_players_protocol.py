@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, process_gone
 from unity_gym.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
 from unity_gym.communicator_objects.command_pb2 import QUIT, RESET, STEP
 from unity_gym.communicator_objects.unity_input_pb2 import UnityInputProto
@@ -264,6 +264,39 @@ def test_no_trainer_makes_the_player_give_up_after_the_connect_timeout(spawn) ->
     process = spawn("Basic", "--mlagents-port", str(free_port()), "--connect-timeout", "1")
     code, _, err = _finish(process, within=8)
     assert code == 1 and "within 1 s" in err
+
+
+def test_a_player_whose_trainer_died_before_answering_exits_at_once(tmp_path: Path) -> None:
+    """A trainer killed while its players start (kill -9 during start-up) leaves them
+    orphaned before they connected: they stop within a second, not after the timeout."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    # The "trainer": starts a player as unity_gym's launcher does, and dies.
+    trainer = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from unity_gym.launcher import PlayerProcess\n"
+            f"player = PlayerProcess.start('builtin:Basic', {free_port()}, "
+            "log_folder='.', additional_args=['--connect-timeout', '60'])\n"
+            "print(player.pid)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pid = int(trainer.stdout.strip())
+    deadline = time.monotonic() + 10  # start-up (imports) plus one half-second check
+    while time.monotonic() < deadline and process_gone(pid) is False:
+        time.sleep(0.1)
+    gone = process_gone(pid)
+    if not gone:
+        os.kill(pid, 9)
+    assert gone, "the orphaned player kept waiting for its trainer"
 
 
 def test_bad_command_lines_exit_2_with_usage(spawn) -> None:

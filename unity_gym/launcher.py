@@ -21,6 +21,8 @@ from pathlib import Path
 from unity_gym.exception import UnityEnvironmentException, UnityPlayerExitedException
 
 BUILTIN_PREFIX = "builtin:"
+# The launching process, for built-in players to watch (see players.protocol.UnityConnection).
+TRAINER_PID_VARIABLE = "UNITY_SB3_TRAINER_PID"
 PORT_FLAG = "--mlagents-port"
 _EXTENSIONS = (".x86_64", ".x86", ".exe", ".app")
 _LOG_TAIL_LINES = 15
@@ -135,6 +137,9 @@ class PlayerProcess:
             try:
                 process = subprocess.Popen(
                     command + args,
+                    # Built-in players stop waiting for a trainer that died (Unity builds
+                    # ignore the variable).
+                    env={**os.environ, TRAINER_PID_VARIABLE: str(os.getpid())},
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -38,6 +40,7 @@ from unity_gym.communicator_objects.unity_rl_initialization_output_pb2 import (
 from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
 from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
 from unity_gym.communicator_objects.unity_to_external_pb2_grpc import UnityToExternalProtoStub
+from unity_gym.launcher import TRAINER_PID_VARIABLE
 from unity_gym.protocol_version import (
     COMMUNICATION_VERSION,
     communication_compatible,
@@ -79,6 +82,24 @@ class Simulation(Protocol):
     ) -> None: ...
 
 
+_PARENT_CHECK_S = 0.5  # how often a connecting player checks that its parent still runs
+
+
+def trainer_alive() -> bool:
+    """False once the process that launched this player (``unity_gym.launcher`` names it in
+    the environment) has exited; True when unknown or on Windows."""
+    pid = os.environ.get(TRAINER_PID_VARIABLE, "")
+    if not pid.isdigit() or os.name == "nt":  # Windows' os.kill(pid, 0) sends Ctrl+C
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class UnityConnection:
     """A gRPC channel to Python's server, with exchanges that never hang on a dead peer."""
 
@@ -92,13 +113,25 @@ class UnityConnection:
             ("grpc.enable_retries", 0),
         ]
         self._channel = grpc.insecure_channel(self.target, options=options)
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=connect_timeout)
-        except grpc.FutureTimeoutError:
-            self._channel.close()
-            raise ConnectionFailed(
-                f"No ML-Agents trainer listened on {self.target} within {connect_timeout:g} s."
-            ) from None
+        # Wait in slices: a trainer killed before it answered must not leave the player
+        # waiting out the whole timeout.
+        ready = grpc.channel_ready_future(self._channel)
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            try:
+                ready.result(timeout=max(0.0, min(_PARENT_CHECK_S, deadline - time.monotonic())))
+                break
+            except grpc.FutureTimeoutError:
+                orphaned = not trainer_alive()
+                if orphaned or time.monotonic() >= deadline:
+                    ready.cancel()
+                    self._channel.close()
+                    why = (
+                        "the process that started this player exited"
+                        if orphaned
+                        else f"no ML-Agents trainer listened on it within {connect_timeout:g} s"
+                    )
+                    raise ConnectionFailed(f"Gave up connecting to {self.target}: {why}.") from None
         self._exchange = UnityToExternalProtoStub(self._channel).Exchange
 
     def exchange(
