@@ -69,7 +69,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.model.is_file():
             raise InspectError(f"{args.model} does not exist.")
-        interface = inspect_onnx(args.model)
+        try:
+            interface = inspect_onnx(args.model)
+        except Exception as err:  # onnx raises several types for truncated or corrupt files
+            reason = str(err).strip() or type(err).__name__
+            raise InspectError(
+                f"{args.model} is not a readable ONNX model ({reason}). "
+                "Give an .onnx file exported by unity-sb3 or mlagents-learn; if this one was cut "
+                "short or damaged in a copy, copy or export it again."
+            ) from None
         spec = None
         if args.env:
             spec = builtin_spec(args.env, args.behavior)

@@ -281,7 +281,7 @@ def convert_flat_behavior(
     """
     flat = copy.deepcopy(dict(flat))
     trainer = flat.get("trainer", "ppo")
-    if trainer in _IMITATION_TRAINERS:
+    if isinstance(trainer, str) and trainer in _IMITATION_TRAINERS:
         raise LegacyConfigError(
             f"behavior {name} uses trainer: {trainer}, which no longer exists; use trainer_type "
             "ppo or sac with a behavioral_cloning: section (and a gail reward signal) instead"

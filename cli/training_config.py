@@ -460,7 +460,8 @@ def _sampler_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         kind = value.get("sampler_type")
         kind = "multirangeuniform" if kind == "multirange_uniform" else kind
-        return f"({kind})" if kind in _SAMPLER_CLASSES else None
+        # A mapping or list as sampler_type is unhashable: reported as an unknown sampler.
+        return f"({kind})" if isinstance(kind, str) and kind in _SAMPLER_CLASSES else None
     for kind, model in _SAMPLER_CLASSES.items():
         if isinstance(value, model):
             return f"({kind})"

@@ -56,7 +56,7 @@ from unity_gym.communicator_objects.brain_parameters_pb2 import BrainParametersP
 from unity_gym.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
 from unity_gym.communicator_objects.observation_pb2 import NONE as COMPRESSION_NONE
 from unity_gym.demo_writer import INITIAL_POS, DemoSummary, DemoWriter, write_demonstration
-from unity_gym.exception import UnityDemoException, UnityObservationException
+from unity_gym.exception import UnityDemoException, UnityException, UnityObservationException
 from unity_gym.rpc_utils import behavior_spec_from_proto, decode_png_observation
 
 __all__ = [
@@ -469,7 +469,10 @@ def _load_file(path: Path) -> _FileData:
     meta = _parse_meta(path, data)
     brain, pos = _parse_brain(path, data)
     records = _Records(path, data, _scan_records(path, data, pos, meta.number_steps))
-    raw_spec = behavior_spec_from_proto(brain, records.real(0).agent_info)
+    try:
+        raw_spec = behavior_spec_from_proto(brain, records.real(0).agent_info)
+    except UnityException as err:
+        raise _fail(path, f"its behavior spec is unusable: {err}", _NOT_A_DEMO) from None
     channel_last = tuple(_is_channel_last(s) for s in raw_spec.observation_specs)
     spec = BehaviorSpec(
         observation_specs=[

@@ -29,17 +29,35 @@ from unity_gym.communicator_objects.agent_info_pb2 import AgentInfoProto
 from unity_gym.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from unity_gym.communicator_objects.observation_pb2 import NONE as COMPRESSION_NONE
 from unity_gym.communicator_objects.observation_pb2 import ObservationProto
-from unity_gym.exception import UnityObservationException
+from unity_gym.exception import UnityCommunicationException, UnityObservationException
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEADER = struct.Struct(">I4s")
 # PNG colour types libspng decodes to the same arrays as Pillow at 8 bits per sample:
 # greyscale, RGB and RGBA (what Unity's EncodeToPNG writes).
 _SPNG_COLOR_TYPES = frozenset((0, 2, 6))
+_OBSERVATION_TYPES = frozenset(t.value for t in ObservationType)
+_ALL_DIMENSION_PROPERTIES = sum(DimensionProperty)
 
 
 def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
+    """The spec of one observation; a shape, dimension property or observation type that no
+    ML-Agents player sends raises :class:`UnityObservationException`."""
     shape = tuple(int(d) for d in obs.shape)
+    problem = ""
+    if any(d < 0 for d in shape):
+        problem = f"has a negative size in its shape {shape}"
+    elif obs.observation_type not in _OBSERVATION_TYPES:
+        problem = f"has the unknown observation type {obs.observation_type}"
+    elif len(obs.dimension_properties) not in (0, len(shape)):
+        problem = f"has {len(obs.dimension_properties)} dimension properties for shape {shape}"
+    elif not all(0 <= d <= _ALL_DIMENSION_PROPERTIES for d in obs.dimension_properties):
+        problem = f"has unknown dimension properties {list(obs.dimension_properties)}"
+    if problem:
+        raise UnityObservationException(
+            f"The player's observation {obs.name!r} {problem}; the player does not follow the "
+            "ML-Agents protocol (check its ML-Agents package version)."
+        )
     if len(obs.dimension_properties) > 0:
         props = tuple(DimensionProperty(d) for d in obs.dimension_properties)
     else:
@@ -53,13 +71,26 @@ def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
 
 
 def action_spec_from_proto(brain: BrainParametersProto) -> ActionSpec:
+    """The action spec of a behavior; negative sizes or branches without actions raise
+    :class:`UnityCommunicationException`."""
     spec = brain.action_spec
     if spec.num_continuous_actions == 0 and spec.num_discrete_actions == 0:
         # Players older than API 1.3 only fill the deprecated fields.
+        sizes = tuple(brain.vector_action_size_deprecated)
         if brain.vector_action_space_type_deprecated == 1:
-            return ActionSpec(int(brain.vector_action_size_deprecated[0]), ())
-        return ActionSpec(0, tuple(brain.vector_action_size_deprecated))
-    return ActionSpec(spec.num_continuous_actions, tuple(spec.discrete_branch_sizes))
+            result = ActionSpec(sizes[0] if sizes else -1, ())
+        else:
+            result = ActionSpec(0, sizes)
+    else:
+        result = ActionSpec(spec.num_continuous_actions, tuple(spec.discrete_branch_sizes))
+    if result.continuous_size < 0 or any(b < 1 for b in result.discrete_branches):
+        raise UnityCommunicationException(
+            f"The player's behavior {brain.brain_name!r} declares an impossible action spec "
+            f"({result}): a negative number of continuous actions or a discrete branch without "
+            "actions. The player does not follow the ML-Agents protocol (check its ML-Agents "
+            "package version)."
+        )
+    return result
 
 
 def behavior_spec_from_proto(
@@ -123,6 +154,14 @@ def decode_png_observation(
         if array.ndim == 2:
             array = array[:, :, None]
         planes.append(array)
+    if not planes:
+        raise UnityObservationException("Compressed observation has no data (no PNG image).")
+    if len({plane.shape[:2] for plane in planes}) > 1:
+        sizes = ", ".join(f"{p.shape[1]}x{p.shape[0]}" for p in planes)
+        raise UnityObservationException(
+            f"Compressed observation stacks PNG images of different sizes ({sizes}); all the "
+            "images of one observation must have its height and width."
+        )
     stacked = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
     # Scale before averaging channels: the same float32 rounding as ML-Agents' loader.
     scaled = stacked.astype(np.float32) / np.float32(255.0)

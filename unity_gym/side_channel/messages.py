@@ -13,6 +13,7 @@ from unity_gym.exception import UnitySideChannelException
 _BOOL = struct.Struct("<?")
 _INT32 = struct.Struct("<i")
 _FLOAT32 = struct.Struct("<f")
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 class OutgoingMessage:
@@ -31,11 +32,22 @@ class OutgoingMessage:
             raise UnitySideChannelException(f"{i} does not fit in an int32: {err}") from None
 
     def write_float32(self, f: float) -> None:
-        self.buffer += _FLOAT32.pack(float(f))
+        self._write_floats([float(f)])
 
     def write_float32_list(self, float_list: list[float]) -> None:
         self.write_int32(len(float_list))
-        self.buffer += struct.pack(f"<{len(float_list)}f", *float_list)
+        self._write_floats(float_list)
+
+    def _write_floats(self, values: list[float]) -> None:
+        """The values as float32, without a count; one too large for a float32 raises."""
+        try:
+            self.buffer += struct.pack(f"<{len(values)}f", *values)
+        except OverflowError:
+            big = next(v for v in values if abs(v) > _FLOAT32_MAX)
+            raise UnitySideChannelException(
+                f"{big} is too large for a float32 (at most {_FLOAT32_MAX:.4g}); side-channel "
+                "values travel as float32, so use a smaller value."
+            ) from None
 
     def write_string(self, s: str) -> None:
         try:

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 
+from unity_gym.exception import UnitySideChannelException
 from unity_gym.side_channel.messages import IncomingMessage, OutgoingMessage
 from unity_gym.side_channel.side_channel import SideChannel
 
@@ -45,7 +46,15 @@ class StatsSideChannel(SideChannel):
     def on_message_received(self, msg: IncomingMessage) -> None:
         key = msg.read_string()
         value = msg.read_float32()
-        method = StatsAggregationMethod(msg.read_int32())
+        code = msg.read_int32()
+        try:
+            method = StatsAggregationMethod(code)
+        except ValueError:
+            raise UnitySideChannelException(
+                f"The player sent stat {key!r} with the unknown aggregation method {code} "
+                f"(known: {', '.join(f'{m.value} {m.name}' for m in StatsAggregationMethod)}); "
+                "the player's ML-Agents package does not match this one."
+            ) from None
         self.stats[key].append((value, method))
 
     def get_and_reset_stats(self) -> EnvironmentStats:
