@@ -1,4 +1,5 @@
-"""``unity-sb3 envs``: list the built-in stand-in players and their behaviors' specs."""
+"""``unity-sb3 envs``: list the built-in stand-in players, their behaviors' specs and the
+environment parameters they read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from cli.command import Command
 from unity_gym.base_env import ActionSpec
-from unity_gym.players import BehaviorInfo, PlayerInfo, list_players
+from unity_gym.players import BehaviorInfo, EnvironmentParameterInfo, PlayerInfo, list_players
 
 
 def describe_actions(spec: ActionSpec) -> str:
@@ -32,6 +33,16 @@ def _behavior_lines(behavior: BehaviorInfo) -> list[str]:
     return lines
 
 
+def _parameter_lines(parameters: tuple[EnvironmentParameterInfo, ...]) -> list[str]:
+    if not parameters:
+        return ["  environment parameters: none"]
+    return [
+        f"  environment parameter {p.name} (default {p.default:g}): {p.description}; "
+        f"read at {p.read_at}"
+        for p in parameters
+    ]
+
+
 def _as_dict(player: PlayerInfo) -> dict[str, Any]:
     return {
         "name": player.name,
@@ -51,6 +62,15 @@ def _as_dict(player: PlayerInfo) -> dict[str, Any]:
             }
             for b in player.behaviors
         ],
+        "environment_parameters": [
+            {
+                "name": p.name,
+                "default": p.default,
+                "description": p.description,
+                "read_at": p.read_at,
+            }
+            for p in player.environment_parameters
+        ],
     }
 
 
@@ -68,12 +88,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\n{player.name} - {player.description}")
         for behavior in player.behaviors:
             print("\n".join(_behavior_lines(behavior)))
+        print("\n".join(_parameter_lines(player.environment_parameters)))
     return 0
 
 
 COMMAND = Command(
     name="envs",
-    help="list the built-in stand-in players and their behavior specs",
+    help="list the built-in stand-in players, their behavior specs and environment parameters",
     add_arguments=_add_arguments,
     run=_run,
 )

@@ -27,7 +27,8 @@ from cli.training_config import (
     to_resolved_dict,
     to_resolved_yaml,
 )
-from tests.conftest import CURRENT_CONFIG_NAMES, FIXTURES
+from tests.conftest import CURRENT_CONFIG_NAMES, FIXTURES, REPO
+from unity_gym.players import get_player
 
 CONFIGS = FIXTURES / "configs"
 SOCCER = FIXTURES / "run_artifacts" / "SoccerTwos" / "configuration.yaml"
@@ -161,6 +162,37 @@ def test_curriculum_and_samplers_resolve_to_mlagents_lesson_form() -> None:
         "sampler_type": "uniform",
         "sampler_parameters": {"seed": -1, "min_value": 0.5, "max_value": 10.0},
     }
+
+
+def test_shipped_3dball_randomize_is_3dball_with_mlagents_parameters() -> None:
+    """configs/3DBall_randomize.yaml: our 3DBall.yaml plus ML-Agents' environment_parameters
+    (mass ~ U(0.5, 10), scale ~ U(0.75, 3)), which the built-in 3DBall reads."""
+    ours = to_resolved_dict(load_run_options(REPO / "configs" / "3DBall.yaml"))
+    randomized = to_resolved_dict(load_run_options(REPO / "configs" / "3DBall_randomize.yaml"))
+    mlagents = to_resolved_dict(load_run_options(CONFIGS / "ppo" / "3DBall_randomize.yaml"))
+    assert randomized["behaviors"] == ours["behaviors"]
+    assert randomized["env_settings"] == ours["env_settings"]
+    assert randomized["environment_parameters"] == mlagents["environment_parameters"]
+    lessons = {
+        key: [lesson["value"] for lesson in parameter["curriculum"]]
+        for key, parameter in randomized["environment_parameters"].items()
+    }
+    assert lessons == {
+        "mass": [
+            {
+                "sampler_type": "uniform",
+                "sampler_parameters": {"seed": -1, "min_value": 0.5, "max_value": 10.0},
+            }
+        ],
+        "scale": [
+            {
+                "sampler_type": "uniform",
+                "sampler_parameters": {"seed": -1, "min_value": 0.75, "max_value": 3.0},
+            }
+        ],
+    }
+    # Both are parameters the built-in 3DBall reads.
+    assert set(lessons) <= {p.name for p in get_player("3DBall").environment_parameters}
 
 
 # -- mlagents-learn's own resolved configuration.yaml ----------------------------------------------

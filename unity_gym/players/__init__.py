@@ -29,7 +29,7 @@ from unity_gym.players.basic import BasicTask
 from unity_gym.players.gridworld import GridWorldTask
 from unity_gym.players.pyramids import PyramidsTask
 from unity_gym.players.strikers_vs_goalie import GoalieTask, StrikerTask
-from unity_gym.players.task import Task
+from unity_gym.players.task import EnvironmentParameterInfo, Task
 from unity_gym.players.tennis import TennisTeam0, TennisTeam1
 from unity_gym.players.wall_jump import BigWallJumpTask, SmallWallJumpTask
 
@@ -47,7 +47,8 @@ class BehaviorInfo:
 
 @dataclass(frozen=True)
 class PlayerInfo:
-    """A built-in player: its name, what it simulates, and the tasks behind its behaviors."""
+    """A built-in player: its name, what it simulates, and the tasks behind its behaviors
+    (and through them, the environment parameters it reads)."""
 
     name: str
     description: str
@@ -65,6 +66,15 @@ class PlayerInfo:
     @property
     def behavior_specs(self) -> dict[str, BehaviorSpec]:
         return {t.behavior_name: t.behavior_spec for t in self.tasks}
+
+    @property
+    def environment_parameters(self) -> tuple[EnvironmentParameterInfo, ...]:
+        """The environment parameters its tasks read, each once (the first task's entry)."""
+        found: dict[str, EnvironmentParameterInfo] = {}
+        for task in self.tasks:
+            for parameter in task.environment_parameters:
+                found.setdefault(parameter.name, parameter)
+        return tuple(found.values())
 
 
 class UnknownPlayerError(KeyError):
@@ -120,8 +130,7 @@ _PLAYERS = (
         "WallJump",
         "Get over a wall to the goal, pushing the block against a wall too high to jump: "
         "behaviors BigWallJump?team=0 and SmallWallJump?team=0, one agent each per area, "
-        "2 stacked ray sensors of 210 floats + 24 floats, discrete (3, 3, 3, 2); environment "
-        "parameters big_wall_height, small_wall_height.",
+        "2 stacked ray sensors of 210 floats + 24 floats, discrete (3, 3, 3, 2).",
         (BigWallJumpTask, SmallWallJumpTask),
     ),
 )
@@ -146,4 +155,11 @@ def get_player(name: str) -> PlayerInfo:
     raise UnknownPlayerError(name)
 
 
-__all__ = ["BehaviorInfo", "PlayerInfo", "UnknownPlayerError", "get_player", "list_players"]
+__all__ = [
+    "BehaviorInfo",
+    "EnvironmentParameterInfo",
+    "PlayerInfo",
+    "UnknownPlayerError",
+    "get_player",
+    "list_players",
+]

@@ -34,7 +34,12 @@ from unity_gym.base_env import (
     ObservationSpec,
     ObservationType,
 )
-from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext
+from unity_gym.players.task import (
+    FIXED_DELTA_TIME,
+    EnvironmentParameterInfo,
+    Task,
+    TaskContext,
+)
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 TILT_PER_STEP = float(np.radians(2.0))  # platform turn per academy step at action 1
@@ -124,6 +129,21 @@ class Ball3DTask(Task):
     agents_per_area = 12
     decision_period = 5
     max_step = 5000
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            "mass", DEFAULT_MASS, "the ball's mass; air drag slows light balls more"
+        ),
+        EnvironmentParameterInfo(
+            "gravity",
+            DEFAULT_GRAVITY,
+            "gravity's magnitude; 0 leaves the ball floating where it was dropped",
+        ),
+        EnvironmentParameterInfo(
+            "scale",
+            DEFAULT_SCALE,
+            "the ball's diameter; its radius lifts its centre off the platform",
+        ),
+    )
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)

@@ -23,7 +23,7 @@ from unity_gym.base_env import (
     ObservationSpec,
     ObservationType,
 )
-from unity_gym.players.task import Task, TaskContext
+from unity_gym.players.task import EnvironmentParameterInfo, Task, TaskContext
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 IMAGE_HEIGHT, IMAGE_WIDTH = 64, 84
@@ -62,6 +62,13 @@ class GridWorldTask(Task):
     agents_per_area = 1
     decision_period = 1
     max_step = 100
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            "gridSize",
+            DEFAULT_GRID_SIZE,
+            f"cells per side of the square grid, rounded and clipped to [2, {MAX_GRID_SIZE}]",
+        ),
+    )
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)

@@ -68,7 +68,12 @@ from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
 )
-from unity_gym.players.task import Task, TaskContext, vector_observation_spec
+from unity_gym.players.task import (
+    EnvironmentParameterInfo,
+    Task,
+    TaskContext,
+    vector_observation_spec,
+)
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 # -- the world ---------------------------------------------------------------------------------
@@ -180,6 +185,18 @@ class PyramidsTask(Task):
     agents_per_area = 1
     decision_period = 5
     max_step = MAX_STEP
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            "areaSize",
+            DEFAULT_AREA_SIZE,
+            f"side of the square area, clipped to [{MIN_AREA_SIZE:g}, {MAX_AREA_SIZE:g}]",
+        ),
+        EnvironmentParameterInfo(
+            "stonePyramids",
+            MAX_STONES,
+            f"stone pyramids (decoys) placed, rounded and clipped to [0, {MAX_STONES}]",
+        ),
+    )
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)

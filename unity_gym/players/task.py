@@ -27,6 +27,26 @@ from unity_gym.players.channels import EnvironmentParameters, StatsRecorder
 FIXED_DELTA_TIME = 0.02
 
 
+# When the built-ins read their environment parameters: Unity's ``OnEpisodeBegin``.
+AT_EPISODE_START = "each episode start, per agent (a sampler draws anew at every read)"
+
+
+@dataclass(frozen=True)
+class EnvironmentParameterInfo:
+    """An ML-Agents environment parameter a task reads (Unity's ``EnvironmentParameters``).
+
+    Python sets it with ``EnvironmentParametersChannel`` or a trainer config's
+    ``environment_parameters``; until then the task uses ``default``. ``read_at`` says when the
+    task reads it: a constant gives the same value at every read, a sampler (uniform,
+    gaussian, multirange) draws a new one at every read.
+    """
+
+    name: str
+    default: float
+    description: str
+    read_at: str = AT_EPISODE_START
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a task may use besides its own state: randomness, parameters from Python, stats."""
@@ -51,6 +71,8 @@ class Task(ABC):
     agents_per_area: ClassVar[int] = 1
     decision_period: ClassVar[int] = 1
     max_step: ClassVar[int] = 0  # academy steps per episode; 0 means no limit
+    # Every environment parameter the task reads (``self.context.parameters``), with its default.
+    environment_parameters: ClassVar[tuple[EnvironmentParameterInfo, ...]] = ()
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         self.num_agents = num_agents
