@@ -98,9 +98,10 @@ MeasureType = Literal["progress", "reward", "Elo"]
 
 
 class _Section(BaseModel):
-    """A YAML section: unknown keys are errors; numbers are accepted where text is expected."""
+    """A YAML section: unknown keys are errors; numbers are accepted where text is expected;
+    numbers must be finite (NaN or infinity would reach the trainer or the players)."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 # -- networks and trainers ------------------------------------------------------------------------

@@ -669,3 +669,28 @@ def test_demo_paths_relative_to_current_directory(
         f"behaviors.A.behavioral_cloning.demo_path: test_demo_dir (looked for "
         f"{tmp_path / 'test_demo_dir'})",
     ]
+
+
+def test_nan_and_infinity_are_refused_where_they_would_reach_trainer_or_players(
+    tmp_path: Path,
+) -> None:
+    message = _error(
+        "behaviors:\n"
+        "  A:\n"
+        "    hyperparameters: {learning_rate: .nan}\n"
+        "engine_settings: {time_scale: .inf}\n"
+        "environment_parameters:\n"
+        "  wall:\n"
+        "    curriculum:\n"
+        "      - {name: a, value: 1, completion_criteria: {behavior: A, threshold: .nan}}\n"
+        "      - {name: b, value: 2}\n",
+        tmp_path,
+    )
+    assert "  - behaviors.A.hyperparameters.learning_rate: Input should be a finite number" in (
+        message
+    )
+    assert "  - engine_settings.time_scale: Input should be a finite number (got inf" in message
+    assert (
+        "  - environment_parameters.wall.curriculum.0.completion_criteria.threshold: Input "
+        "should be a finite number (got nan"
+    ) in message
