@@ -9,12 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli import env_executable_command
 from cli.main import main
+from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
+from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
 from unity_gym.players import UnknownPlayerError, get_player, list_players
+from unity_gym.players.academy import Academy
+from unity_gym.players.ball3d import DEFAULT_GRAVITY, DEFAULT_MASS, DEFAULT_SCALE
+from unity_gym.players.channels import EnvironmentParameters, PlayerChannels
 from unity_gym.players.options import OptionsError, parse_player_args
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 
 pytestmark = pytest.mark.protocol
 
@@ -54,6 +61,77 @@ def test_get_player_is_case_insensitive_and_unknown_names_list_valid_ones() -> N
         match="valid names: Basic, 3DBall, GridWorld, Tennis, Pyramids, StrikersVsGoalie, WallJump",
     ):
         get_player("Walker")
+
+
+class RecordingParameters(EnvironmentParameters):
+    """Environment parameters that remember every key a task asks about, with the defaults
+    it passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: dict[str, set[float]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        self.read.setdefault(str(key), set())
+        return super().__contains__(key)
+
+    def get(self, key: str, default: float) -> float:
+        self.read.setdefault(key, set()).add(default)
+        return super().get(key, default)
+
+    def sample(self, key: str, default: float, count: int) -> np.ndarray:
+        self.read.setdefault(key, set()).add(default)
+        return super().sample(key, default, count)
+
+
+def _play(player: str, set_defaults: bool) -> tuple[dict[str, set[float]], list[bytes]]:
+    """A few short episodes of ``player`` (3 areas, no actions): the parameter keys its tasks
+    read (with the defaults they passed) and every output, with the declared parameters
+    unset or set to their defaults."""
+    channels = PlayerChannels()
+    channels.parameters = parameters = RecordingParameters()
+    if set_defaults:
+        for declared in get_player(player).environment_parameters:
+            parameters.set(declared.name, ParameterSampler(None, (declared.default,)))
+    academy = Academy(get_player(player).tasks, max_step=10, channels=channels)
+    academy.initialize(seed=3, num_areas=3)
+    out = UnityRLOutputProto()
+    academy.reset(out)
+    outputs = [out.SerializeToString(deterministic=True)]
+    for _ in range(30):
+        out = UnityRLOutputProto()
+        academy.step(UnityRLInputProto().agent_actions, out)
+        outputs.append(out.SerializeToString(deterministic=True))
+    return parameters.read, outputs
+
+
+@pytest.mark.parametrize("player", [p.name for p in list_players()])
+def test_every_environment_parameter_a_builtin_reads_is_declared(player: str) -> None:
+    declared = {p.name: p.default for p in get_player(player).environment_parameters}
+    read_unset, outputs_unset = _play(player, set_defaults=False)
+    read_set, outputs_set = _play(player, set_defaults=True)
+    assert set(read_unset) <= set(declared) and set(read_set) == set(declared)
+    # The declared defaults are the ones the task passes, and setting them changes nothing.
+    for read in (read_unset, read_set):
+        assert all(defaults <= {declared[key]} for key, defaults in read.items())
+    assert outputs_set == outputs_unset
+
+
+def test_3dball_declares_mass_gravity_and_scale() -> None:
+    parameters = get_player("3DBall").environment_parameters
+    assert [(p.name, p.default) for p in parameters] == [
+        ("mass", DEFAULT_MASS),
+        ("gravity", DEFAULT_GRAVITY),
+        ("scale", DEFAULT_SCALE),
+    ]
+    assert all(p.description and "episode start" in p.read_at for p in parameters)
+    wall_jump = get_player("WallJump")
+    assert [p.name for p in wall_jump.environment_parameters] == [
+        "big_wall_height",
+        "small_wall_height",
+        "no_wall_height",
+    ]
+    assert get_player("Basic").environment_parameters == ()
 
 
 # -- the player's own command line ---------------------------------------------------------
@@ -127,12 +205,42 @@ def test_envs_lists_players_behaviors_and_specs(capsys: pytest.CaptureFixture[st
         assert text in out
 
 
+def test_envs_lists_environment_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    ball = lines.index(next(line for line in lines if line.startswith("3DBall - ")))
+    parameters = [line for line in lines[ball:] if "environment parameter" in line][:3]
+    for line, start in zip(
+        parameters,
+        (
+            f"  environment parameter mass (default {DEFAULT_MASS:g}): ",
+            f"  environment parameter gravity (default {DEFAULT_GRAVITY:g}): ",
+            f"  environment parameter scale (default {DEFAULT_SCALE:g}): ",
+        ),
+        strict=True,
+    ):
+        assert line.startswith(start) and line.endswith(
+            "read at each episode start, per agent (a sampler draws anew at every read)"
+        )
+    assert "environment parameter big_wall_height (default 8)" in out
+    assert "environment parameters: none" in out  # Basic, Tennis, StrikersVsGoalie
+
+
 def test_envs_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["envs", "--json"]) == 0
     players = json.loads(capsys.readouterr().out)
     basic = players[0]["behaviors"][0]
     assert basic["name"] == "Basic?team=0"
     assert basic["observations"][0]["shape"] == [20] and basic["discrete_branches"] == [3]
+    assert players[0]["environment_parameters"] == []
+    ball = {p["name"]: p for p in players}["3DBall"]["environment_parameters"]
+    assert [(p["name"], p["default"]) for p in ball] == [
+        ("mass", DEFAULT_MASS),
+        ("gravity", DEFAULT_GRAVITY),
+        ("scale", DEFAULT_SCALE),
+    ]
+    assert all(p["description"] and "episode start" in p["read_at"] for p in ball)
 
 
 def test_no_subcommand_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

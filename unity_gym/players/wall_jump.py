@@ -106,7 +106,12 @@ from unity_gym.base_env import (
     ActionSpec,
     BehaviorSpec,
 )
-from unity_gym.players.task import Task, TaskContext, vector_observation_spec
+from unity_gym.players.task import (
+    EnvironmentParameterInfo,
+    Task,
+    TaskContext,
+    vector_observation_spec,
+)
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 # -- the world (Unity's area-local x and z; heights above the floor) -------------------------------
@@ -604,6 +609,11 @@ class BigWallJumpTask(WallJumpTask):
     behavior_name = "BigWallJump?team=0"
     big_wall = True
     stat_key = "WallJump/BigWallSuccessRate"
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            *BIG_WALL, "height (Unity scale) of the wall BigWallJump agents face; NaN: default"
+        ),
+    )
 
 
 class SmallWallJumpTask(WallJumpTask):
@@ -612,6 +622,17 @@ class SmallWallJumpTask(WallJumpTask):
     behavior_name = "SmallWallJump?team=0"
     big_wall = False
     stat_key = "WallJump/SmallWallSuccessRate"
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            *SMALL_WALL,
+            "height (Unity scale) of the small wall, which SmallWallJump agents face in half "
+            "of their episodes (drawn each episode); NaN: 0",
+        ),
+        EnvironmentParameterInfo(
+            *NO_WALL,
+            "height (Unity scale) of the wall SmallWallJump agents face in the other half; NaN: 0",
+        ),
+    )
 
 
 # -- a scripted player, acting on the observations -------------------------------------------------
