@@ -2,9 +2,10 @@
 
 Reads the training configuration (current or legacy format), starts the players, trains one
 SB3 model per behavior (playing all its teams; with ``self_play``, one learning team at a time
-against snapshots) at the same time on the same players, and writes ``results/<run-id>/``
-as mlagents-learn does (see :mod:`cli.run_artifacts`). Ctrl+C once saves every model and exits;
-a second Ctrl+C stops without waiting.
+against snapshots) at the same time on the same players, advances the curriculum of the
+environment parameters after every step (:mod:`cli.curriculum_driver`), and writes
+``results/<run-id>/`` as mlagents-learn does (see :mod:`cli.run_artifacts`). Ctrl+C once
+saves every model and exits; a second Ctrl+C stops without waiting.
 """
 
 from __future__ import annotations
