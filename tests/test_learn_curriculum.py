@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 pytest.importorskip("stable_baselines3")
+
+import yaml
 
 from tests.conftest import REPO
 from tests.test_learn_reward_signals import _learn
