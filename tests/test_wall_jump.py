@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import FIXTURES, free_port, process_gone
+from tests.test_pyramids import RecordedStats
 from tests.test_pyramids import _reset_academy as reset_academy
 from unity_gym.base_env import ActionTuple, DecisionSteps, behavior_name_without_team
 from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
@@ -55,19 +56,6 @@ PERIOD = WallJumpTask.decision_period
 NEAR_FACE = WALL_Z[0] - AGENT_RADIUS  # z of an agent pressed against the wall
 # Actions (forward, turn, side, jump).
 NOTHING, FORWARD, BACKWARD, JUMP_FORWARD = (0, 0, 0, 0), (1, 0, 0, 0), (2, 0, 0, 0), (1, 0, 0, 1)
-
-
-class RecordedStats:
-    """Stands in for the player's stats recorder: keeps (key, value) pairs."""
-
-    def __init__(self) -> None:
-        self.values: list[tuple[str, float]] = []
-
-    def add(self, key: str, value: float, method: object = None) -> None:
-        self.values.append((key, value))
-
-    def of(self, key: str) -> list[float]:
-        return [v for k, v in self.values if k == key]
 
 
 def make_task(
