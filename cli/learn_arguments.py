@@ -40,6 +40,10 @@ FLAG_TARGETS: dict[str, tuple[str | None, str]] = {
     "max_lifetime_restarts": ("env_settings", "--max-lifetime-restarts"),
     "restarts_rate_limit_n": ("env_settings", "--restarts-rate-limit-n"),
     "restarts_rate_limit_period_s": ("env_settings", "--restarts-rate-limit-period-s"),
+    "ray_address": ("env_settings", "--ray-address"),
+    "ray_cpus_per_player": ("env_settings", "--ray-cpus-per-player"),
+    "ray_resources": ("env_settings", "--ray-resource"),
+    "ray_players_per_host": ("env_settings", "--ray-players-per-host"),
     "width": ("engine_settings", "--width"),
     "height": ("engine_settings", "--height"),
     "quality_level": ("engine_settings", "--quality-level"),
@@ -79,6 +83,31 @@ class _Explicit(argparse.Action):
     ) -> None:
         setattr(namespace, self.dest, values)
         _mark_explicit(namespace, self.dest)
+
+
+class _ResourceFlag(_Explicit):
+    """``--ray-resource NAME=AMOUNT``, repeatable: collects a ``{name: amount}`` mapping."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name, sep, amount = str(values).partition("=")
+        try:
+            number = float(amount)
+        except ValueError:
+            number = float("nan")
+        if not sep or not name or not number > 0:
+            parser.error(
+                f"{option_string} {values}: expected NAME=AMOUNT with a positive AMOUNT, e.g. "
+                f"{option_string} unity_build=1"
+            )
+        collected = dict(getattr(namespace, self.dest) or {})
+        collected[name] = number
+        super().__call__(parser, namespace, collected, option_string)
 
 
 class _ExplicitTrue(_Explicit):
@@ -253,6 +282,44 @@ def add_learn_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         action=_Explicit,
         help="the period of --restarts-rate-limit-n in seconds (default: 60)",
+    )
+    ray = parser.add_argument_group(
+        "Ray cluster", 'players on the nodes of a Ray cluster (pip install "unity-sb3[ray]")'
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        action=_Explicit,
+        help="run the --num-envs players on this Ray cluster: 'auto' (the cluster of this "
+        "machine), HEAD:6379, or ray://HEAD:10001; 'local' starts Ray for this run alone "
+        "(default: the players run here, without Ray)",
+    )
+    ray.add_argument(
+        "--ray-cpus-per-player",
+        metavar="CPUS",
+        default=1.0,
+        type=float,
+        action=_Explicit,
+        help="CPUs each player reserves on its Ray node (default: 1)",
+    )
+    ray.add_argument(
+        "--ray-players-per-host",
+        metavar="N",
+        default=1,
+        type=int,
+        action=_Explicit,
+        help="players sharing one Ray actor (and node): their steps travel in one call, which "
+        "cuts the per-step overhead (default: 1)",
+    )
+    ray.add_argument(
+        "--ray-resource",
+        dest="ray_resources",
+        metavar="NAME=AMOUNT",
+        default=None,
+        action=_ResourceFlag,
+        help="a custom Ray resource each player needs, e.g. unity_build=1 for nodes started "
+        "with --resources '{\"unity_build\": 4}'; repeat for several",
     )
     parser.add_argument(
         "--torch", default=False, action=_Removed, help="(removed) PyTorch is always used"

@@ -529,6 +529,9 @@ class EnvironmentParameterSettings(_Section):
 # -- command-line sections -----------------------------------------------------------------------
 
 
+RAY_KEYS = ("ray_address", "ray_cpus_per_player", "ray_resources", "ray_players_per_host")
+
+
 class EnvironmentSettings(_Section):
     """Which Unity player to start and how (``--env``, ``--num-envs``, ...)."""
 
@@ -542,6 +545,24 @@ class EnvironmentSettings(_Section):
     max_lifetime_restarts: Int = 10
     restarts_rate_limit_n: Int = 1
     restarts_rate_limit_period_s: Int = 60
+    # Players on a Ray cluster (unity_gym.ray_players): its address ("auto", "HEAD:6379",
+    # "ray://HEAD:10001", or "local" for a Ray started for this run), and what each player
+    # reserves on its node.
+    ray_address: str | None = None
+    ray_cpus_per_player: NonNegativeFloat = 1.0
+    ray_resources: dict[str, PositiveFloat] | None = None
+    ray_players_per_host: PositiveInt = 1
+
+    @model_serializer(mode="wrap")
+    def _mlagents_layout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The ``ray_*`` keys (not in mlagents-learn) are written only for runs on Ray or when
+        set, so mlagents-learn reads the file."""
+        data: dict[str, Any] = handler(self)
+        if self.ray_address is None:
+            for key in RAY_KEYS:
+                if key not in self.model_fields_set:
+                    data.pop(key, None)
+        return data
 
     @field_validator("num_envs")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cli.config_errors import ConfigError
 from cli.training_config import (
+    RAY_KEYS,
     ConstantSampler,
     GaussianSampler,
     RunOptions,
@@ -17,6 +18,7 @@ from cli.training_config import (
 from sb3_ext.curriculum import CompletionCriteria, Curriculum, Lesson
 from unity_gym.env_group import WorkerSettings
 from unity_gym.launcher import builtin_player_name
+from unity_gym.ray_players import RayPlayers
 from unity_gym.restart_policy import RestartPolicy
 from unity_gym.side_channel.engine_configuration_channel import EngineConfig
 from unity_gym.side_channel.environment_parameters_channel import ParameterSampler, SamplerTypes
@@ -103,7 +105,8 @@ def worker_settings(
     side_channels: Callable[[int], Sequence[SideChannel]],
     parameters: Mapping[str, float | ParameterSampler],
 ) -> WorkerSettings:
-    """How to start each player, from ``env_settings`` and ``engine_settings``.
+    """How to start each player, from ``env_settings`` and ``engine_settings``: on this
+    machine, or on the nodes of a Ray cluster (:func:`ray_players`).
 
     Ports are mlagents-learn's (``base_port + worker``) when ``base_port`` / ``--base-port`` is
     given, else each player takes a free port, so runs never collide. A player that crashes or
@@ -139,6 +142,21 @@ def worker_settings(
             restarts_rate_limit_n=env.restarts_rate_limit_n,
             restarts_rate_limit_period_s=env.restarts_rate_limit_period_s,
         ),
+        ray_players=ray_players(options),
+    )
+
+
+def ray_players(options: RunOptions) -> RayPlayers | None:
+    """Where the players run on a Ray cluster (``ray_address`` / ``--ray-address``), or None
+    for players on this machine ("local": a Ray instance started for this run)."""
+    env = options.env_settings
+    if env.ray_address is None:
+        return None
+    return RayPlayers(
+        address=None if env.ray_address == "local" else env.ray_address,
+        cpus_per_player=env.ray_cpus_per_player,
+        resources=dict(env.ray_resources or {}),
+        players_per_host=env.ray_players_per_host,
     )
 
 
@@ -146,6 +164,12 @@ def player_notes(options: RunOptions) -> list[str]:
     """Notes for engine settings the chosen players cannot honour."""
     env, engine = options.env_settings, options.engine_settings
     notes: list[str] = []
+    unused_ray = sorted(set(RAY_KEYS[1:]) & env.model_fields_set) if not env.ray_address else []
+    if unused_ray:
+        notes.append(
+            f"env_settings.{', '.join(unused_ray)}: ignored, since the players run on this "
+            "machine; set env_settings.ray_address (--ray-address) to run them on a Ray cluster."
+        )
     builtin = env.env_path is not None and builtin_player_name(env.env_path) is not None
     if engine.no_graphics_monitor and builtin and not engine.no_graphics:
         notes.append(

@@ -107,8 +107,13 @@ def test_flags_names_and_defaults_are_mlagents_learns() -> None:
         "--no-graphics-monitor",
         "--timeout-wait",
         "--torch-device",
-        # Ours, beyond mlagents-learn: torch's CPU threads (mlagents-learn fixes them).
+        # Ours, beyond mlagents-learn: torch's CPU threads (mlagents-learn fixes them), and
+        # players on a Ray cluster.
         "--torch-threads",
+        "--ray-address",
+        "--ray-cpus-per-player",
+        "--ray-players-per-host",
+        "--ray-resource",
     }
     args = _parse()
     assert args.trainer_config_path is None
@@ -119,6 +124,8 @@ def test_flags_names_and_defaults_are_mlagents_learns() -> None:
     assert (args.max_lifetime_restarts, args.restarts_rate_limit_n) == (10, 1)
     assert args.restarts_rate_limit_period_s == 60
     assert args.results_dir == "results"
+    assert (args.ray_address, args.ray_cpus_per_player, args.ray_resources) == (None, 1.0, None)
+    assert args.ray_players_per_host == 1
     assert explicit_flags(args) == frozenset()
     # Every tracked flag has a place in the configuration.
     tracked = {
@@ -329,3 +336,42 @@ def test_torch_threads_flag_and_default_rule(monkeypatch: pytest.MonkeyPatch) ->
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_ray_flags_reach_env_settings_and_bad_resources_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    options = _resolve(
+        "--ray-address=auto",
+        "--ray-cpus-per-player=0.5",
+        "--ray-players-per-host=4",
+        "--ray-resource",
+        "unity_build=1",
+        "--ray-resource=gpu_node=0.25",
+    )
+    env = options.env_settings
+    assert (env.ray_address, env.ray_cpus_per_player, env.ray_players_per_host) == (
+        "auto",
+        0.5,
+        4,
+    )
+    assert env.ray_resources == {"unity_build": 1.0, "gpu_node": 0.25}
+    for bad in ("unity_build", "unity_build=0", "=1", "unity_build=many"):
+        with pytest.raises(SystemExit):
+            _parse("--ray-resource", bad)
+        assert f"--ray-resource {bad}: expected NAME=AMOUNT" in capsys.readouterr().err
+
+
+def test_ray_settings_without_an_address_are_named_in_a_note() -> None:
+    from cli.training_environment import player_notes, ray_players
+
+    options = _resolve("--ray-cpus-per-player=2", "--ray-resource=unity_build=1")
+    assert ray_players(options) is None
+    assert (
+        "env_settings.ray_cpus_per_player, ray_resources: ignored, since the players run on "
+        "this machine; set env_settings.ray_address (--ray-address) to run them on a Ray "
+        "cluster."
+    ) in player_notes(options)
+    assert not any("ray" in note for note in player_notes(_resolve()))
+    local = ray_players(_resolve("--ray-address=local", "--ray-players-per-host=3"))
+    assert local is not None and (local.address, local.players_per_host) == (None, 3)

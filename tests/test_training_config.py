@@ -453,7 +453,8 @@ def test_unknown_key_hints(tmp_path: Path) -> None:
     assert (
         "  - env_settings.color: unknown key; valid keys here: env_path, env_args, base_port, "
         "num_envs, num_areas, timeout_wait, seed, max_lifetime_restarts, restarts_rate_limit_n, "
-        "restarts_rate_limit_period_s\n"
+        "restarts_rate_limit_period_s, ray_address, ray_cpus_per_player, ray_resources, "
+        "ray_players_per_host\n"
     ) in message
     assert "has 3 problems" in message
 

@@ -13,10 +13,12 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from unity_gym.base_env import matching_behaviors
 from unity_gym.environment import FREE_PORT, UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException, UnityException
+from unity_gym.ray_players import RayPlayers
 from unity_gym.restart_policy import RestartPolicy
 from unity_gym.side_channel.engine_configuration_channel import (
     EngineConfig,
@@ -61,6 +63,8 @@ class WorkerSettings:
     # Replace a player that crashes or hangs (timeout_wait) within these limits; None: its
     # failure is raised.
     restart_policy: RestartPolicy | None = None
+    # Run each player in an actor on a Ray cluster instead of on this machine.
+    ray_players: RayPlayers | None = None
 
     def channels(self, index: int) -> list[SideChannel]:
         channels = list(self.side_channels(index)) if self.side_channels else []
@@ -80,22 +84,25 @@ class WorkerSettings:
         return channels
 
     def open(self, index: int) -> UnityEnvironment:
-        """Start worker ``index``'s player (its log is ``Player-<worker id>.log``)."""
+        """Start worker ``index``'s player (its log is ``Player-<worker id>.log``), here or,
+        with ``ray_players``, on a node of the Ray cluster."""
         free = self.file_name is not None and self.base_port is None
         free = free and self.worker_id_start is None
-        return UnityEnvironment(
-            file_name=self.file_name,
-            worker_id=(self.worker_id_start or 0) + index,
-            base_port=FREE_PORT if free else self.base_port,
-            seed=unity_seed(self.seed + index),
-            no_graphics=self.no_graphics or (self.no_graphics_monitor and index != 0),
-            timeout_wait=self.timeout_wait,
-            additional_args=list(self.additional_args),
-            side_channels=self.channels(index),
-            log_folder=self.log_folder,
-            num_areas=self.num_areas,
-            host=self.host,
-        )
+        arguments: dict[str, Any] = {
+            "file_name": self.file_name,
+            "worker_id": (self.worker_id_start or 0) + index,
+            "base_port": FREE_PORT if free else self.base_port,
+            "seed": unity_seed(self.seed + index),
+            "no_graphics": self.no_graphics or (self.no_graphics_monitor and index != 0),
+            "timeout_wait": self.timeout_wait,
+            "additional_args": list(self.additional_args),
+            "log_folder": self.log_folder,
+            "num_areas": self.num_areas,
+            "host": self.host,
+        }
+        if self.ray_players is not None:
+            return self.ray_players.open(arguments, self.channels(index), self.timeout_wait)
+        return UnityEnvironment(**arguments, side_channels=self.channels(index))
 
 
 def unity_seed(seed: int) -> int:
@@ -132,6 +139,8 @@ def open_environments(settings: WorkerSettings, count: int) -> list[UnityEnviron
             "Several workers need a player build or 'builtin:<name>': the Unity Editor is a "
             "single player. Pass file_name, or use n_envs=1."
         )
+    if settings.ray_players is not None:
+        settings.ray_players.connect()  # from this thread: Ray sets signal handlers
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(settings.open, i) for i in range(count)]
     opened: list[UnityEnvironment] = []

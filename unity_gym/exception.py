@@ -27,6 +27,10 @@ class UnityCommunicatorStoppedException(UnityException):
     """The player closed the connection (it quit, or was told to)."""
 
 
+class RemotePlayerLostException(UnityCommunicatorStoppedException):
+    """The host that ran a remote player (a Ray actor, or its whole node) is gone."""
+
+
 class UnityObservationException(UnityException):
     """An observation did not match its spec or could not be decoded."""
 
