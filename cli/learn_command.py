@@ -45,6 +45,7 @@ from sb3_ext.self_play import SelfPlayController
 from unity_gym import __version__
 from unity_gym.exception import UnityException
 from unity_gym.lockstep_behaviors import LockstepBehaviors
+from unity_gym.ray_players import placement
 from unity_gym.side_channel.stats_side_channel import StatsSideChannel
 
 logger = logging.getLogger("unity_sb3")
@@ -135,6 +136,8 @@ def run_learn(options: RunOptions) -> int:
     settings = worker_settings(options, run.run_logs, side_channels, curriculum.values())
     with timers.block("run_training.setup"):
         lockstep = LockstepBehaviors(settings, int(options.env_settings.num_envs))
+    if settings.ray_players is not None:
+        logger.info(placement(lockstep.envs))
     learners: list[BehaviorLearner] = []
     try:
         plans = plans_for(options, lockstep)

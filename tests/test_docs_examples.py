@@ -1,5 +1,5 @@
-"""Every Python example in the adapter, export, reward-signal, imitation, self-play and
-curriculum docs runs (small budgets)."""
+"""Every Python example in the adapter, export, reward-signal, imitation, self-play,
+curriculum and Ray docs runs (small budgets)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ SHRINK = [
     (re.compile(r"n_steps=\d+"), "n_steps=32"),
     (re.compile(r"batch_size=\d+"), "batch_size=32"),  # divides n_steps * n_envs
     (re.compile(r"verbose=1"), "verbose=0"),
+    # docs/ray.md: a Ray instance for the example instead of the machine's cluster.
+    (re.compile(r'address="auto"'), "address=None"),
 ]
 
 
@@ -36,6 +38,7 @@ def _examples() -> list[tuple[str, int, str]]:
         "self-play.md",
         "match.md",
         "curriculum.md",
+        "ray.md",
     ):
         text = (REPO / "docs" / page).read_text()
         for index, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
@@ -55,7 +58,17 @@ def test_docs_example_runs_and_cleans_up(
 ) -> None:
     if page == "export.md":
         pytest.importorskip("onnxruntime")
+    if page == "ray.md":
+        pytest.importorskip("ray", reason='Ray is not installed: pip install "unity-sb3[ray]"')
+        if "rllib" in code:
+            pytest.importorskip("ray.rllib", reason='pip install "unity-sb3[rllib]"')
     monkeypatch.chdir(tmp_path)  # examples may write files (results/...)
     before = live_children()
-    exec(compile(_prepare(code), f"docs/{page}#{index}", "exec"), {"__name__": "__docs__"})
+    try:
+        exec(compile(_prepare(code), f"docs/{page}#{index}", "exec"), {"__name__": "__docs__"})
+    finally:
+        if page == "ray.md":  # an example that failed half way must not leave Ray running
+            import ray
+
+            ray.shutdown()
     assert live_children() <= before, f"docs/{page} example {index} left a player running"

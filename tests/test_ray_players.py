@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gymnasium import spaces as gym_spaces
 
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "unity-sb3[ray]"')
 pytest.importorskip("stable_baselines3")
@@ -84,14 +85,33 @@ def _stats_channels(store: list[StatsSideChannel]) -> Any:
 
 
 def _rollout(env: UnityVecEnv, steps: int, seed: int) -> list[Any]:
-    rng = np.random.default_rng(seed)
+    """Observations, rewards, dones, final observations and (discrete) action masks."""
+    env.action_space.seed(seed)
+    discrete = not isinstance(env.action_space, gym_spaces.Box)
     trace: list[Any] = [env.reset()]
     for _ in range(steps):
-        actions = rng.uniform(-1, 1, (env.num_envs, 2)).astype(np.float32)
+        actions = np.stack([env.action_space.sample() for _ in range(env.num_envs)])
         obs, rewards, dones, infos = env.step(actions)
         finals = [info.get("terminal_observation") for info in infos]
-        trace.append((obs, rewards, dones, finals))
+        masks = env.action_masks() if discrete else None
+        trace.append((obs, rewards, dones, finals, masks))
     return trace
+
+
+def _assert_same(got: list[Any], expected: list[Any]) -> None:
+    np.testing.assert_array_equal(got[0], expected[0])
+    for step, (mine, theirs) in enumerate(zip(got[1:], expected[1:], strict=True)):
+        obs, rewards, dones, finals, masks = mine
+        e_obs, e_rewards, e_dones, e_finals, e_masks = theirs
+        np.testing.assert_array_equal(obs, e_obs, err_msg=f"step {step}")
+        np.testing.assert_array_equal(rewards, e_rewards, err_msg=f"step {step}")
+        np.testing.assert_array_equal(dones, e_dones, err_msg=f"step {step}")
+        np.testing.assert_array_equal(masks, e_masks, err_msg=f"step {step}")
+        for final, e_final in zip(finals, e_finals, strict=True):
+            assert (final is None) == (e_final is None)
+            if final is not None:
+                np.testing.assert_array_equal(final, e_final)
+    assert sum(step[2].sum() for step in got[1:]) > 0  # episodes ended along the way
 
 
 @pytest.mark.parametrize("players_per_host", [1, 2])
@@ -134,22 +154,43 @@ def test_players_land_on_both_nodes_and_step_exactly_like_local_players(
         pids = _pids(remote)
     finally:
         env.close()
-    np.testing.assert_array_equal(got[0], expected[0])
-    for (obs, rewards, dones, finals), (e_obs, e_rewards, e_dones, e_finals) in zip(
-        got[1:], expected[1:], strict=True
-    ):
-        np.testing.assert_array_equal(obs, e_obs)
-        np.testing.assert_array_equal(rewards, e_rewards)
-        np.testing.assert_array_equal(dones, e_dones)
-        for final, e_final in zip(finals, e_finals, strict=True):
-            assert (final is None) == (e_final is None)
-            if final is not None:
-                np.testing.assert_array_equal(final, e_final)
-    assert sum(d.sum() for _, _, d, _ in got[1:]) > 0  # episodes ended along the way
+    _assert_same(got, expected)
     drops = [c.get_and_reset_stats().get("Ball/Drops") for c in ray_stats]
     assert drops == [c.get_and_reset_stats().get("Ball/Drops") for c in local_stats]
     assert any(d for d in drops)
     assert _all_gone(pids), "a player or its actor outlived close()"
+
+
+def test_visual_observations_and_action_masks_match_local_players(cluster: Cluster) -> None:
+    """GridWorld: camera images (PNG decoded on the host) and discrete actions with masks."""
+    local = UnityVecEnv("builtin:GridWorld", n_envs=2, seed=3)
+    try:
+        expected = _rollout(local, 60, seed=2)
+    finally:
+        local.close()
+    env = UnityVecEnv("builtin:GridWorld", n_envs=2, seed=3, ray_players=ON_CLUSTER)
+    try:
+        got = _rollout(env, 60, seed=2)
+        pids = _pids(_remote(env))
+    finally:
+        env.close()
+    _assert_same(got, expected)
+    assert _all_gone(pids)
+
+
+def test_without_ray_settings_ray_is_never_imported() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from cli import learn_command, training_environment\n"
+        "from unity_gym.sb3_vec_env import UnityVecEnv\n"
+        "env = UnityVecEnv('builtin:3DBall', seed=0)\n"
+        "env.reset(); env.step(np.zeros((12, 2), np.float32)); env.close()\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_killed_player_and_lost_node_are_restarted(cluster: Cluster) -> None:
@@ -273,4 +314,6 @@ def test_learn_on_the_cluster_writes_the_usual_artifacts(cluster: Cluster, tmp_p
     assert (run / "3DBall.onnx").is_file()
     assert (run / "run_logs" / "timers.json").is_file()
     assert (run / "configuration.yaml").read_text().count("ray_address") == 1
-    assert "Step: 3000" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Step: 3000" in output
+    assert "2 players on Ray: " in output

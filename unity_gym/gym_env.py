@@ -19,6 +19,7 @@ from unity_gym.behavior_group import BehaviorGroup
 from unity_gym.env_group import WorkerSettings
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException
+from unity_gym.ray_players import RayPlayers
 from unity_gym.restart_policy import RestartPolicy
 from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 from unity_gym.side_channel.side_channel import SideChannel
@@ -60,7 +61,8 @@ class UnityGymEnv(gym.Env[Any, Any]):
     :func:`~unity_gym.env_group.choose_behavior`), ``visual_dtype`` (``"uint8"``
     images in [0, 255] or ``"float32"`` in [0, 1]) and ``max_exchanges`` (exchanges to wait for
     the agent's next decision before giving up). ``restart_policy`` restarts a player that
-    crashes or hangs (the interrupted episode ends truncated; see ``docs/sb3.md``). ``close()``
+    crashes or hangs (the interrupted episode ends truncated; see ``docs/sb3.md``);
+    ``ray_players`` runs the player on a Ray cluster (``docs/ray.md``). ``close()``
     (or leaving a ``with`` block) ends the player.
     """
 
@@ -82,6 +84,7 @@ class UnityGymEnv(gym.Env[Any, Any]):
         host: str = "127.0.0.1",
         max_exchanges: int = DEFAULT_MAX_EXCHANGES,
         restart_policy: RestartPolicy | None = None,
+        ray_players: RayPlayers | None = None,
     ) -> None:
         channels = list(side_channels or [])
         settings = WorkerSettings(
@@ -96,6 +99,7 @@ class UnityGymEnv(gym.Env[Any, Any]):
             host=host,
             side_channels=lambda _index: channels,
             restart_policy=restart_policy,
+            ray_players=ray_players,
         )
         self._group = BehaviorGroup(settings, 1, behavior_name, visual_dtype, max_exchanges)
         if self._group.num_slots != 1:

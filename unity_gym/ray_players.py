@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from unity_gym.base_env import ActionTuple
+from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import (
     RemotePlayerLostException,
     UnityEnvironmentException,
@@ -128,6 +130,19 @@ class RayPlayers:
                 "(ray_cpus_per_player / ray_resources / ray_players_per_host, "
                 "--ray-cpus-per-player / --ray-resource / --ray-players-per-host)."
             )
+
+
+def placement(envs: Sequence[UnityEnvironment]) -> str:
+    """Where players run, for a console line: "4 players on Ray: 2 on node a1b2c3d4e5f6 (vm),
+    2 on node ..."."""
+    counts: Counter[str] = Counter()
+    for env in envs:
+        if isinstance(env, RemoteEnvironment):
+            counts[f"node {env.info.node_id[:12]} ({env.info.hostname})"] += 1
+        else:
+            counts["this machine"] += 1
+    parts = ", ".join(f"{n} on {where}" for where, n in sorted(counts.items()))
+    return f"{len(envs)} player{'s' if len(envs) != 1 else ''} on Ray: {parts}"
 
 
 def connect(address: str | None) -> ModuleType:
@@ -334,9 +349,17 @@ class _RayPending(PendingReply):
         try:
             result = host.ray.get(self._reference, timeout=timeout)
         except exceptions.GetTimeoutError:
+            host.lost = True  # a host that hangs is killed when its players let go of it
+            free = ", ".join(
+                f"{k}={v:g}"
+                for k, v in sorted(host.ray.available_resources().items())
+                if "node:" not in k and "memory" not in k
+            )
             raise UnityTimeOutException(
                 f"The player host on {host.where} did not answer within {timeout:g} s: its node "
-                "is down, overloaded, or no node has had free resources for it."
+                "is down or overloaded, or no node has had free resources for it (free in the "
+                f"cluster now: {free or 'nothing'}; each player reserves ray_cpus_per_player "
+                "CPUs and its ray_resources)."
             ) from None
         except exceptions.RayTaskError as error:
             cause = error.cause
