@@ -17,7 +17,9 @@ coefficient's linear schedule), the same seed and the same player seeds:
 Then both final policies play (most likely actions, observations normalized with their own
 training statistics) the first episode of ``--episodes`` balls (rounded up to whole areas of
 12) under each test condition, the parameters set as constants: the defaults (control), and
-``--conditions`` (default mass 8 and 12, scale 2.5 and 3.5, and mass 12 with scale 3.5).
+``--conditions`` (default mass 12, 20, 40 and 80, scale 3.5, and mass 40 with scale 3.5:
+heavier and larger balls than either policy saw; the built-in's platform servo slows against
+a heavy ball's weight, stalling at mass 5 with the ball at the edge).
 Prints a line per seed, policy and condition (mean episode reward, mean episode length in
 decisions, share of balls held to the step limit), a table of the means over the seeds and
 the randomized policy's reward as a multiple of the default one's per condition. An episode
@@ -58,7 +60,7 @@ BALL = REPO / "configs/3DBall.yaml"
 RANDOMIZED = REPO / "configs/3DBall_randomize.yaml"
 BEHAVIOR = "3DBall"
 MAX_REWARD = 100.0  # 1000 decisions x 0.1
-DEFAULT_CONDITIONS = ["mass=8", "mass=12", "scale=2.5", "scale=3.5", "mass=12,scale=3.5"]
+DEFAULT_CONDITIONS = ["mass=12", "mass=20", "mass=40", "mass=80", "scale=3.5", "mass=40,scale=3.5"]
 
 Condition = dict[str, float]
 

@@ -12,7 +12,7 @@ from unity_gym.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
 from unity_gym.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
 from unity_gym.players import get_player
 from unity_gym.players.academy import Academy
-from unity_gym.players.ball3d import Ball3DTask
+from unity_gym.players.ball3d import SERVO_STALL_TORQUE, Ball3DTask
 from unity_gym.players.channels import PlayerChannels
 from unity_gym.players.gridworld import PALETTE, GridWorldTask
 from unity_gym.players.sensors import PngWriter
@@ -277,3 +277,32 @@ def test_png_observations_decode_to_the_rendered_image() -> None:
     assert decoded.shape == (3, 64, 84)
     assert np.array_equal(decoded, np.moveaxis(image[0], 2, 0) / np.float32(255.0))
     assert list(proto.dimension_properties) == [1, 2, 2] and proto.name == "CameraSensor"
+
+
+def test_3dball_servo_turns_slower_against_a_heavy_ball_s_weight() -> None:
+    """The platform's servo loses speed lifting the side the ball's weight is on (by
+    m g offset / stall torque), gains it lowering that side (at most twice), and carries no
+    load while the ball is still falling."""
+
+    def turned(mass: float, action: float, x: float, landed: bool = True) -> float:
+        task = Ball3DTask(1, _context(mass=mass, scale=1e-6))
+        task.begin_episode(np.arange(1))
+        task.tilt = np.zeros((1, 2))
+        task.position[0] = [x, 0.0]
+        if landed:
+            for _ in range(60):  # fall and land on the level platform
+                task.act(np.zeros((1, 2), np.float32), np.zeros((1, 0)), np.zeros(1))
+            assert task.on_plate[0]
+            task.position[0] = [x, 0.0]
+        task.act(np.array([[action, 0.0]], np.float32), np.zeros((1, 0)), np.zeros(1))
+        return float(task.tilt[0, 0])
+
+    full = np.radians(2.0)
+    share = 9.81 * 2.0 / SERVO_STALL_TORQUE  # a unit mass 2 units out
+    assert turned(1.0, 1.0, 2.0) == pytest.approx(full * (1 - share))
+    assert turned(1.0, -1.0, 2.0) == pytest.approx(-full * (1 + share))
+    assert turned(4.0, 1.0, 2.0) == pytest.approx(full * (1 - 4 * share))
+    assert turned(20.0, 1.0, 2.0) == 0.0  # stalled
+    assert turned(20.0, -1.0, 2.0) == pytest.approx(-2 * full)  # at most twice as fast
+    assert turned(20.0, 1.0, 0.0) == pytest.approx(full)  # centred: no load
+    assert turned(20.0, 1.0, 2.0, landed=False) == pytest.approx(full)  # still falling

@@ -6,7 +6,13 @@ components, the ball position relative to the platform centre (x, y, z) and the 
 velocity (x, y, z). Two continuous actions, clipped to [-1, 1], turn the platform by up to
 2 degrees per academy step about z and about x (no further once the quaternion component
 reaches +-0.25, about 29 degrees); as in Unity, a positive z turn raises the platform's +x
-side and a positive x turn lowers its +z side. Every step the agent's reward is *set* to 0.1
+side and a positive x turn lowers its +z side. The platform is turned by a servo whose speed
+falls with the torque it works against, as an electric motor's does: turning so as to lift
+the side that carries the ball's weight is slower by the share ``m g d / SERVO_STALL_TORQUE``
+(down to a standstill), turning the other way faster by that share (at most twice), where
+``m`` is the ball's mass and ``d`` the horizontal offset of its centre from the platform's
+axis. The servo's speed is set from the load at every change of action, and at least every
+decision period. Every step the agent's reward is *set* to 0.1
 (Unity's ``SetReward``), so each decision reports 0.1; a fall sets -1 and ends the episode.
 
 Physics is a simplified rolling ball, in numpy for all agents at once. The ball is dropped
@@ -19,8 +25,10 @@ ball rolling on a slope tilted about that axis alone, and air drag slows it. The
 off, ending the episode, as soon as its centre passes the platform edge (2.5 units from the
 centre in x or z). Environment parameters read at each episode start, as in Unity:
 ``gravity`` (magnitude, default 9.81; 0 leaves the ball floating where it was dropped),
-``scale`` (ball diameter, default 1; its radius lifts the centre off the surface) and
-``mass`` (default 1; air drag slows light balls more).
+``scale`` (ball diameter, default 1; its radius lifts the centre off the surface, so on a
+tilted platform a big ball's weight acts further downhill) and ``mass`` (default 1; the
+servo's load, and air drag slows light balls more). At the defaults the servo loses at most
+20% of its speed (ball at the edge); a ball of mass 5 at the edge stalls it.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ START_HEIGHT = 4.0
 PLATE_HALF_SIZE = 2.5  # the ball falls off once its centre is further than this in x or z
 ROLLING = 5.0 / 7.0  # a rolling solid sphere accelerates at 5/7 of a sliding one
 DRAG = 0.1  # air drag force per unit speed
+# Torque (mass x gravity x offset) that stops the servo: a unit-mass ball at the edge under
+# standard gravity costs it 20% of its speed.
+SERVO_STALL_TORQUE = 5.0 * 9.81 * 2.5
+SERVO_MAX_SPEEDUP = 2.0
 BALANCED_REWARD = 0.1
 DROP_REWARD = -1.0
 DEFAULT_GRAVITY, DEFAULT_SCALE, DEFAULT_MASS = 9.81, 1.0, 1.0
@@ -77,9 +89,10 @@ _DRAG = slice(16, 19)  # share of the motion kept per step: x, z, y
 _PULL = slice(19, 22)  # motion change per step: x and z per unit of sine, y itself
 _RADIUS = 22
 _GRAVITY = 23
-_CONSTANTS = slice(16, 24)
-_ON_PLATE = 24  # 1 once the ball has landed, else 0
-_ROWS = 25
+_LOAD = 24  # the servo's load per unit of offset, as a share of its stall torque: m g / stall
+_CONSTANTS = slice(16, 25)
+_ON_PLATE = 25  # 1 once the ball has landed, else 0
+_ROWS = 26
 # One product of these row blocks is the new motion's two terms: drag * motion, pull * sine.
 _KEPT_AND_PULLED, _DRAG_AND_PULL = slice(5, 11), slice(16, 22)
 # Angle rows from tilt rows (z, x).
@@ -131,7 +144,10 @@ class Ball3DTask(Task):
     max_step = 5000
     environment_parameters = (
         EnvironmentParameterInfo(
-            "mass", DEFAULT_MASS, "the ball's mass; air drag slows light balls more"
+            "mass",
+            DEFAULT_MASS,
+            "the ball's mass: the platform's servo turns slower against a heavy ball's weight "
+            "(mass 5 at the edge stalls it); air drag slows light balls more",
         ),
         EnvironmentParameterInfo(
             "gravity",
@@ -141,7 +157,8 @@ class Ball3DTask(Task):
         EnvironmentParameterInfo(
             "scale",
             DEFAULT_SCALE,
-            "the ball's diameter; its radius lifts its centre off the platform",
+            "the ball's diameter; its radius lifts its centre off the platform, so on a tilted "
+            "platform a big ball's weight loads the servo further downhill",
         ),
     )
 
@@ -161,6 +178,7 @@ class Ball3DTask(Task):
         # The turn of each agent's current action, recomputed when the actions change, and
         # the turn of the angle rows, recomputed when which platforms are blocked changes.
         self._action_key = b""
+        self._servo_due = 0  # step by which the servo's speed is set again from the load
         self._tilt_turn = np.zeros((2, n))  # radians per step about z and x
         self._turn_sign = np.zeros((2, n))
         self._full_turn = np.zeros((5, n))
@@ -247,12 +265,13 @@ class Ball3DTask(Task):
         self, continuous: np.ndarray, discrete: np.ndarray, rewards: np.ndarray
     ) -> np.ndarray | None:
         key = continuous.tobytes()
-        if key != self._action_key:  # actions change only at decisions
-            self._action_key = key
+        if key != self._action_key or self._steps >= self._servo_due:
+            self._action_key = key  # actions change only at decisions
+            self._servo_due = self._steps + self.decision_period
             self._set_turn(continuous)
         if self._tilt_bound >= _ALWAYS_TURNABLE:
             self._limit_turn()
-        self._tilt_bound += TILT_PER_STEP
+        self._tilt_bound += TILT_PER_STEP * SERVO_MAX_SPEEDUP
         # Semi-implicit Euler step: rolling balls accelerate downhill, falling ones down.
         self._angles += self._turn
         np.sin(self._angles, self._sines)
@@ -277,10 +296,28 @@ class Ball3DTask(Task):
         np.minimum(tilt_turn, 1.0, out=tilt_turn)
         np.maximum(tilt_turn, -1.0, out=tilt_turn)
         np.sign(tilt_turn, self._turn_sign)
+        tilt_turn *= self._servo_speed()
         tilt_turn *= TILT_PER_STEP
         np.matmul(_ANGLES_FROM_TILT, tilt_turn, out=self._full_turn)
         self._turn, self._blocked_key = self._full_turn, b""
         self._tilt_bound = float(np.abs(self._angles[0:2]).max()) * 0.5
+
+    def _servo_speed(self) -> np.ndarray:
+        """``(2, n)``: share of full speed of each servo (z, x) turning the way of the actions.
+
+        The ball's weight pulls down the side its centre is over: its offset from the axis is
+        ``x cos(tilt_z) - r sin(tilt_z)`` along x (a raised +x side moves a centre that sits
+        ``r`` above the surface towards -x) and ``z cos(tilt_x) + r sin(tilt_x)`` along z. A
+        positive z turn lifts the +x side, a positive x turn lowers the +z side.
+        """
+        state = self._state
+        half = state[0:2] * 0.5  # tilt about z and about x
+        offset = state[13:15] * np.cos(half)
+        offset += np.sin(half) * (state[_RADIUS] * np.array([[-1.0], [1.0]]))
+        load = offset * (state[_LOAD] * state[_ON_PLATE])
+        load[0] *= -1.0  # lifting the +x side (positive z turn) works against a +x load
+        speed = 1.0 + self._turn_sign * load
+        return np.clip(speed, 0.0, SERVO_MAX_SPEEDUP, out=speed)
 
     def _limit_turn(self) -> None:
         """As in Unity: turn only while the quaternion component is short of the limit."""
@@ -355,6 +392,7 @@ def _episode_constants(gravity: np.ndarray, scale: np.ndarray, mass: np.ndarray)
     constants[_PULL.stop - 1] = -gravity * (dt * dt)
     constants[_RADIUS] = 0.5 * np.maximum(scale, 1e-3)
     constants[_GRAVITY] = gravity
+    constants[_LOAD] = np.maximum(mass, 0.0) * gravity / SERVO_STALL_TORQUE
     return constants[_CONSTANTS]
 
 
