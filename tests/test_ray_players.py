@@ -123,26 +123,25 @@ def test_players_land_on_both_nodes_and_step_exactly_like_local_players(
     out, stats back). With 2 players per host, 4 players make 2 hosts, one per node."""
     local_stats: list[StatsSideChannel] = []
     ray_stats: list[StatsSideChannel] = []
-    parameters = {"gravity": 12.0, "scale": 1.5}
-    local = UnityVecEnv(
-        "builtin:3DBall",
-        n_envs=4,
-        seed=5,
-        environment_parameters=parameters,
-        side_channels=_stats_channels(local_stats),
-    )
+
+    def open_3dball(stats: list[StatsSideChannel], **where: Any) -> UnityVecEnv:
+        return UnityVecEnv(
+            "builtin:3DBall",
+            n_envs=4,
+            seed=5,
+            environment_parameters={"gravity": 12.0, "scale": 1.5},
+            side_channels=_stats_channels(stats),
+            **where,
+        )
+
+    local = open_3dball(local_stats)
     try:
         expected = _rollout(local, 120, seed=1)
         spaces = (local.observation_space, local.action_space, local.num_envs)
     finally:
         local.close()
-    env = UnityVecEnv(
-        "builtin:3DBall",
-        n_envs=4,
-        seed=5,
-        environment_parameters=parameters,
-        side_channels=_stats_channels(ray_stats),
-        ray_players=dataclasses.replace(ON_CLUSTER, players_per_host=players_per_host),
+    env = open_3dball(
+        ray_stats, ray_players=dataclasses.replace(ON_CLUSTER, players_per_host=players_per_host)
     )
     try:
         remote = _remote(env)
@@ -193,7 +192,7 @@ def test_without_ray_settings_ray_is_never_imported() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_killed_player_and_lost_node_are_restarted(cluster: Cluster) -> None:
+def test_lost_node_and_killed_player_are_restarted(cluster: Cluster) -> None:
     doomed = cluster.add_node(num_cpus=2, resources={"player_slot": 2})
     cluster.wait_for_nodes()
     env = UnityVecEnv(
@@ -209,8 +208,15 @@ def test_killed_player_and_lost_node_are_restarted(cluster: Cluster) -> None:
         first = _remote(env)
         assert len({e.info.node_id for e in first}) == 3  # spread: one player per node
         pids = _pids(first)
+        # A lost node: its player's actor dies with it and starts again on another node.
+        cluster.remove_node(doomed)
+        deadline = time.monotonic() + 120
+        while any(e.info.node_id == doomed.node_id for e in _remote(env)):
+            assert time.monotonic() < deadline, "the lost node's player was never restarted"
+            env.step(zeros)
+        pids += _pids(_remote(env))
         # A killed player: its actor reports the exit, a new actor replaces it.
-        killed = first[0].info.player_pid
+        killed = _remote(env)[0].info.player_pid
         assert killed is not None
         os.kill(killed, signal.SIGKILL)
         ended = np.zeros(env.num_envs, bool)
@@ -222,14 +228,6 @@ def test_killed_player_and_lost_node_are_restarted(cluster: Cluster) -> None:
                     assert infos[i]["TimeLimit.truncated"] is True
         assert ended[:12].all()
         assert _remote(env)[0].info.player_pid != killed
-        # A lost node: its players' actors die with it and start again on the other nodes.
-        on_doomed = [i for i, e in enumerate(_remote(env)) if e.info.node_id == doomed.node_id]
-        assert len(on_doomed) == 1
-        cluster.remove_node(doomed)
-        deadline = time.monotonic() + 120
-        while any(e.info.node_id == doomed.node_id for e in _remote(env)):
-            assert time.monotonic() < deadline, "the lost node's player was never restarted"
-            obs, *_ = env.step(zeros)
         obs, *_ = env.step(zeros)
         assert obs.shape == (env.num_envs, 8) and np.isfinite(obs).all()
         pids += _pids(_remote(env))

@@ -280,7 +280,7 @@ class _HostPool:
     def place(self, ray: ModuleType, players: RayPlayers) -> tuple[_Host, str]:
         key = uuid.uuid4().hex
         with self._lock:
-            self._hosts = [h for h in self._hosts if not h.lost and (h.keys or h.capacity)]
+            self._hosts = [h for h in self._hosts if not h.lost]  # emptied hosts are lost
             host = next((h for h in self._hosts if len(h.keys) < h.capacity and h.ray is ray), None)
             if host is None:
                 host = self._start(ray, players)

@@ -46,7 +46,7 @@ class HostReply:
     """What a host returns for one player after a reset or an exchange."""
 
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
-    specs: dict[str, BehaviorSpec]
+    specs: dict[str, BehaviorSpec]  # only those the learner has not been sent yet
     side_channel: bytes = b""
 
 
@@ -92,17 +92,21 @@ class _HostedPlayer:
         self.inbox: list[tuple[uuid.UUID, bytes]] = []
         self.relays = {cid: _RelayChannel(cid, self.inbox) for cid in channel_ids}
         self.env = UnityEnvironment(**environment, side_channels=list(self.relays.values()))
+        self.announced: set[str] = set(self.env.behavior_specs)  # specs the learner has
 
     def queue(self, side_channel: bytes) -> None:
         for channel_id, payload in unpack_side_channel_messages(side_channel):
             self.relays[channel_id].message_queue.append(payload)
 
     def reply(self) -> HostReply:
+        """The steps of every behavior, and the specs of behaviors new to the learner."""
         env = self.env
-        specs = dict(env.behavior_specs)
+        specs = env.behavior_specs
+        new = {name: specs[name] for name in specs if name not in self.announced}
+        self.announced.update(new)
         inbox = pack_side_channel_messages(self.inbox)
         self.inbox.clear()
-        return HostReply({name: env.get_steps(name) for name in specs}, specs, inbox)
+        return HostReply({name: env.get_steps(name) for name in specs}, new, inbox)
 
 
 class PlayerHost:

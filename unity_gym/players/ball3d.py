@@ -184,6 +184,7 @@ class Ball3DTask(Task):
         self._full_turn = np.zeros((5, n))
         self._turn, self._blocked_key = self._full_turn, b""
         self._tilt_bound = 0.0  # at least the largest |tilt| of any agent
+        self._turn_bound = TILT_PER_STEP * SERVO_MAX_SPEEDUP  # at least the largest |turn|
         # Views of the state, and scratch arrays, made once.
         self._angles, self._sines = state[_ANGLES], state[_SINES]
         self._motion, self._position = state[_MOTION], state[_POSITION]
@@ -271,7 +272,7 @@ class Ball3DTask(Task):
             self._set_turn(continuous)
         if self._tilt_bound >= _ALWAYS_TURNABLE:
             self._limit_turn()
-        self._tilt_bound += TILT_PER_STEP * SERVO_MAX_SPEEDUP
+        self._tilt_bound += self._turn_bound
         # Semi-implicit Euler step: rolling balls accelerate downhill, falling ones down.
         self._angles += self._turn
         np.sin(self._angles, self._sines)
@@ -298,6 +299,7 @@ class Ball3DTask(Task):
         np.sign(tilt_turn, self._turn_sign)
         tilt_turn *= self._servo_speed()
         tilt_turn *= TILT_PER_STEP
+        self._turn_bound = float(np.abs(tilt_turn).max()) if tilt_turn.size else 0.0
         np.matmul(_ANGLES_FROM_TILT, tilt_turn, out=self._full_turn)
         self._turn, self._blocked_key = self._full_turn, b""
         self._tilt_bound = float(np.abs(self._angles[0:2]).max()) * 0.5
