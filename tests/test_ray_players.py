@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gymnasium import spaces as gym_spaces
 
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "unity-sb3[ray]"')
 pytest.importorskip("stable_baselines3")
 
+from gymnasium import spaces as gym_spaces
 from ray.cluster_utils import Cluster
 
 from tests.conftest import process_gone
