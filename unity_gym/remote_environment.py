@@ -242,7 +242,6 @@ class RemoteEnvironment(UnityEnvironment):
         self._env_actions = {}
         self._pending: PendingReply | None = None
         self._awaiting_reply = False
-        self._is_first_message = True
         self._loaded = True
         self._player_name = info.hostname
 
@@ -260,7 +259,6 @@ class RemoteEnvironment(UnityEnvironment):
         if self._awaiting_reply:
             self.step_wait()
         self._handle_reply(self._wait(self._link.reset(self._outgoing())))
-        self._is_first_message = False
 
     def step_async(self) -> None:
         self._require_loaded()
@@ -268,7 +266,6 @@ class RemoteEnvironment(UnityEnvironment):
             raise UnityEnvironmentException("step_async() called twice without step_wait().")
         # The host's own environment turns a first step into Unity's first reset.
         self._pending = self._link.step(dict(self._env_actions), self._outgoing())
-        self._is_first_message = False
         self._awaiting_reply = True
 
     def step_wait(self) -> None:
