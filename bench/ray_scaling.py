@@ -1,6 +1,6 @@
 """Players on Ray against players on this machine: UnityVecEnv throughput on built-in 3DBall.
 
-    python bench/ray_scaling.py [--seconds 6] [--repeats 3] [--address ADDRESS]
+    python bench/ray_scaling.py [--seconds 6] [--repeats 3] [--address ADDRESS] [--latency]
 
 For 1, 2 and 4 players (``--players``), steps a ``UnityVecEnv`` with random actions (no
 learning) and prints agent-steps/s three ways: players started here (the local path), players
@@ -21,6 +21,11 @@ Ray runs on this machine (a Ray instance started for the bench, or the cluster a
 Then the projection for N nodes the paced numbers support: each paced player adds the
 agent-steps/s it delivers, until the learner's own CPU time per step (measured with
 ``time.process_time`` on the Ray path) is the limit.
+
+``--latency`` measures, before the tables, what one actor call costs on this machine: the
+time from submitting a call to the actor starting it and from the actor returning to the
+learner having the result, for calls back to back and for calls whose actor works (sleeps)
+a paced player's exchange first, when the learner's and the actor's threads have been idle.
 """
 
 from __future__ import annotations
@@ -62,6 +67,37 @@ def rate(
         return steps * env.num_envs / elapsed, cpu / (steps * env.num_envs)
     finally:
         env.close()
+
+
+@ray.remote(num_cpus=0.25)
+class _Probe:
+    """An actor that waits ``seconds`` and says when it started and finished."""
+
+    def wait(self, seconds: float) -> tuple[float, float]:
+        started = time.time()
+        time.sleep(seconds)
+        return started, time.time()
+
+
+def latency(calls: int = 60) -> None:
+    """Prints the medians of the two hops of an actor call (see the module docstring)."""
+    probe = _Probe.remote()  # type: ignore[attr-defined]
+    ray.get(probe.wait.remote(0.0))
+    print("\nOne actor call: submit -> actor starts, actor returns -> learner has it (ms)")
+    print("actor works | there | back\n---|---|---")
+    for work in (0.0, 0.002, 0.02):
+        there, back = [], []
+        for _ in range(calls):
+            submitted = time.time()
+            started, finished = ray.get(probe.wait.remote(work))
+            back.append(time.time() - finished)
+            there.append(started - submitted)
+        print(
+            f"{work * 1e3:g} ms | {statistics.median(there) * 1e3:.2f} | "
+            f"{statistics.median(back) * 1e3:.2f}",
+            flush=True,
+        )
+    ray.kill(probe)
 
 
 def table(
@@ -107,12 +143,15 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=5.0)
     parser.add_argument("--address", default=None, help="a Ray cluster (default: start one)")
     parser.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
+    parser.add_argument("--latency", action="store_true", help="also time one actor call's hops")
     args = parser.parse_args()
     if args.address is None:
         ray.init(num_cpus=16, include_dashboard=False, logging_level=logging.ERROR)
     else:
         ray.init(address=args.address, logging_level=logging.ERROR)
     try:
+        if args.latency:
+            latency()
         print("UnityVecEnv on built-in 3DBall (12 agents per player), agent-steps/s")
         table("Flat out", args.players, args.seconds, None, args.address, args.repeats)
         paced = table(

@@ -151,7 +151,7 @@ def asymmetric(steps: int, games: int, seed: int, folder: Path, det: bool) -> di
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300000, help="Tennis agent steps")
-    parser.add_argument("--asymmetric-steps", type=int, default=200000)
+    parser.add_argument("--asymmetric-steps", type=int, default=400000)
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--skip", choices=("tennis", "asymmetric"), default=None)

@@ -224,7 +224,7 @@ def test_envs_lists_environment_parameters(capsys: pytest.CaptureFixture[str]) -
             "read at each episode start, per agent (a sampler draws anew at every read)"
         )
     assert "environment parameter big_wall_height (default 8)" in out
-    assert "environment parameters: none" in out  # Basic, Tennis, StrikersVsGoalie
+    assert "environment parameters: none" in out  # Basic, Tennis
 
 
 def test_envs_json(capsys: pytest.CaptureFixture[str]) -> None:

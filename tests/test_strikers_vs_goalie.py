@@ -20,8 +20,10 @@ from unity_gym.players.channels import EnvironmentParameters
 from unity_gym.players.heuristics import heuristic_for
 from unity_gym.players.strikers_vs_goalie import (
     BALL,
+    BALL_TOUCH_REWARD,
     CONTACT,
     DIAGONAL,
+    EXISTENTIAL,
     GOALIE,
     HALF_LENGTH,
     KICK_CARRY,
@@ -38,6 +40,7 @@ from unity_gym.players.strikers_vs_goalie import (
 )
 from unity_gym.players.task import TaskContext
 from unity_gym.players.tennis import TennisGame
+from unity_gym.side_channel.environment_parameters_channel import ParameterSampler
 
 pytestmark = pytest.mark.protocol
 
@@ -195,8 +198,11 @@ def test_outcomes_are_zero_sum_and_end_both_episodes_at_the_same_step(
     place(game, 1, striker=(0.0, 0.0), goalie=(4.0, 0.0), ball=(-2.0, 0.0))  # nothing happens
     ended, rewards = academy_step(views, idle(2))
     assert ended.tolist() == [True, False]
-    assert rewards[winner].tolist() == [1.0, 0.0]
-    assert rewards[1 - winner].tolist() == [-1.0, 0.0]
+    # The outcome replaces the step's existential reward; elsewhere the step adds it.
+    assert rewards[winner][0] == 1.0
+    assert rewards[1 - winner][0] == -1.0
+    assert rewards[STRIKER][1] == pytest.approx(-EXISTENTIAL)
+    assert rewards[GOALIE][1] == pytest.approx(EXISTENTIAL)
     stats = stats_of(views)
     assert stats.of("StrikersVsGoalie/GoalRate") == [float(winner == STRIKER)]
     assert stats.of("StrikersVsGoalie/SaveRate") == [float(winner == GOALIE)]
@@ -267,7 +273,7 @@ def test_agents_stay_in_their_areas() -> None:
     np.testing.assert_allclose(game.velocity[0, :BALL], 0.0, atol=1e-9)  # blocked: at rest
 
 
-def test_the_step_limit_interrupts_both_behaviors_together_with_no_winner() -> None:
+def test_the_step_limit_interrupts_both_behaviors_together_with_the_existential_reward() -> None:
     academy = Academy(get_player("StrikersVsGoalie").tasks, max_step=20)
     academy.initialize(seed=0, num_areas=2)
     out = UnityRLOutputProto()
@@ -288,7 +294,45 @@ def test_the_step_limit_interrupts_both_behaviors_together_with_no_winner() -> N
         pytest.fail("the step limit never came")
     for name in NAMES:
         assert len(done[name]) == 2
-        assert all(i.max_step_reached and i.reward == 0.0 for i in done[name])
+        assert all(i.max_step_reached for i in done[name])
+    # What the existential reward added over the last decision (5 academy steps).
+    striker, goalie = ([i.reward for i in done[name]] for name in NAMES)
+    assert striker == pytest.approx([-5 * EXISTENTIAL] * 2)
+    assert goalie == pytest.approx([5 * EXISTENTIAL] * 2)
+
+
+def test_existential_reward_adds_up_to_one_over_a_full_episode() -> None:
+    views = make_views(3)
+    totals = np.zeros((2, 3))
+    for game_step in range(100):
+        views[0].game.position[:, BALL] = (-2.0, 0.0)  # nobody near the ball, no outcome
+        views[0].game.velocity[:, BALL] = 0.0
+        ended, rewards = academy_step(views, idle(3))
+        assert not ended.any(), game_step
+        totals += rewards
+    # Scaled to a full episode: -1 for the striker, +1 for the goalie.
+    np.testing.assert_allclose(totals[STRIKER] * MAX_STEP / 100, -1.0, rtol=1e-5)
+    np.testing.assert_allclose(totals[GOALIE] * MAX_STEP / 100, 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("ball_touch", [None, 0.5])
+def test_a_kick_earns_the_kicker_the_ball_touch_reward(ball_touch: float | None) -> None:
+    parameters = EnvironmentParameters()
+    if ball_touch is not None:
+        parameters.set("ball_touch", ParameterSampler(None, (ball_touch,)))
+    views = make_views(2, parameters=parameters)
+    game = views[0].game
+    # Area 0: the striker touches the ball; area 1: the goalie does.
+    place(game, 0, striker=(0.0, 0.0), goalie=(4.0, 0.0), ball=(CONTACT - 0.05, 0.0))
+    place(game, 1, striker=(-3.0, 0.0), goalie=(4.0, 0.0), ball=(4.0 - CONTACT + 0.05, 0.0))
+    ended, rewards = academy_step(views, idle(2))
+    assert not ended.any()
+    touch = BALL_TOUCH_REWARD * (ball_touch or 0.0)  # ML-Agents' default: no touch reward
+    assert rewards[STRIKER].tolist() == pytest.approx([touch - EXISTENTIAL, -EXISTENTIAL])
+    assert rewards[GOALIE].tolist() == pytest.approx([EXISTENTIAL, touch + EXISTENTIAL])
+    # The ball left: the next step has no kick.
+    _, rewards = academy_step(views, idle(2))
+    assert rewards[STRIKER].tolist() == pytest.approx([-EXISTENTIAL] * 2)
 
 
 def test_unfinished_episodes_count_as_neither_goal_nor_save() -> None:

@@ -123,7 +123,7 @@ _PLAYERS = (
         "StrikersVsGoalie",
         "Asymmetric 1v1 top-view soccer for self-play: behaviors Striker?team=0 (14 floats, "
         "discrete (3, 3, 3)) and Goalie?team=1 (10 floats, discrete (3, 3)), one agent each "
-        "per area, +1/-1 per goal or save.",
+        "per area, +1/-1 per goal or save, existential -/+1/1000 per step.",
         (StrikerTask, GoalieTask),
     ),
     PlayerInfo(

@@ -30,10 +30,14 @@ Outcomes, zero-sum, each ending the episodes of both agents at the same academy 
 - the ball's centre crosses x = 5 beside the goal (|y| >= 2), or x = -5 (a clearance past the
   striker's end): goalie +1, striker -1.
 
-There is no other reward, existential ones included: ML-Agents rates self-play (ELO) by the
-sign of the final step's reward, which a per-step reward would turn into a win for one side at
-every step-limit interruption. At the step limit (1000 academy steps, 20 s) both agents are
-interrupted (truncated) with reward 0: nobody wins.
+Besides, as ML-Agents' soccer agents: every academy step the striker loses and the goalie
+gains ``EXISTENTIAL`` (1 / 1000), so a striker that never scores ends a full episode at -1;
+and an agent that kicks the ball gets 0.2 x the ``ball_touch`` environment parameter (read at
+each episode start, default 0: no touch reward). An outcome's reward replaces what the step
+had added. At the step limit (1000 academy steps, 20 s) both agents are interrupted
+(truncated) with what the existential reward left in their last step; self-play's ELO (as
+ML-Agents') and ``unity-sb3 match`` count such a game as neither side's win, and so do the
+stats.
 
 Episode start, drawn from the task's random generator: the striker at x in [-4, -2],
 |y| <= 2.5, heading within 90 degrees of +x; the ball at rest at |x| <= 1, |y| <= 2; the
@@ -86,7 +90,13 @@ from unity_gym.base_env import (
     BehaviorSpec,
 )
 from unity_gym.players.shared_game import SharedGame
-from unity_gym.players.task import FIXED_DELTA_TIME, Task, TaskContext, vector_observation_spec
+from unity_gym.players.task import (
+    FIXED_DELTA_TIME,
+    EnvironmentParameterInfo,
+    Task,
+    TaskContext,
+    vector_observation_spec,
+)
 from unity_gym.side_channel.stats_side_channel import StatsAggregationMethod
 
 PLAYER_NAME = "StrikersVsGoalie"
@@ -140,6 +150,12 @@ _GOALIE_Y = np.array([0.0, GOALIE_SPEED, -GOALIE_SPEED])
 # -- episodes ----------------------------------------------------------------------------------
 MAX_STEP = 1000
 WIN_REWARD, LOSS_REWARD = 1.0, -1.0
+# Every academy step the striker loses and the goalie gains this (ML-Agents' soccer agents'
+# existential reward, 1 / max step): a striker that never scores ends a full episode at -1.
+EXISTENTIAL = 1.0 / MAX_STEP
+# An agent that kicks the ball gets this times the ``ball_touch`` parameter (default 0), as
+# ML-Agents' soccer agents do on touching the ball.
+BALL_TOUCH_REWARD = 0.2
 STRIKER_START_X, STRIKER_START_Y = (-4.0, -2.0), 2.5  # x range, largest |y|
 BALL_START_X, BALL_START_Y = 1.0, 2.0  # largest |x|, |y|
 GOALIE_START_DEPTH = (AGENT_RADIUS, BOX_DEPTH)  # out from the goal line; |y| < GOAL_HALF_WIDTH
@@ -176,6 +192,8 @@ class StrikersVsGoalieGame(SharedGame):
         self.heading = np.zeros(n)
         self.ended = np.zeros(n, dtype=bool)
         self.winner = np.full(n, NOBODY, dtype=np.int64)
+        self.kicked = np.zeros((n, 2), dtype=bool)  # who kicked the ball this academy step
+        self.ball_touch = np.zeros(n)  # the ``ball_touch`` parameter, per area and episode
         self._steps = 0  # academy steps since the game began
         self._episode_start = np.zeros(n, dtype=np.int64)
         self._settled = np.zeros(n, dtype=bool)  # the episode's outcome is recorded
@@ -186,6 +204,7 @@ class StrikersVsGoalieGame(SharedGame):
         self._turn = np.zeros(n)  # radians per academy step
         self._turning = False
         self._goalie_step = np.zeros((n, 2))  # goalie, world units per academy step
+        self._any_kick = False
         self.restart(np.arange(n))
 
     # -- episode life cycle ------------------------------------------------------------------
@@ -206,6 +225,7 @@ class StrikersVsGoalieGame(SharedGame):
         self.heading[areas] = rng.uniform(-0.5 * np.pi, 0.5 * np.pi, k)
         self._episode_start[areas] = self._steps
         self._settled[areas] = False
+        self.ball_touch[areas] = self.context.parameters.sample("ball_touch", 0.0, k)
 
     def _record_unfinished(self, areas: np.ndarray) -> None:
         """Stats of episodes cut short (step limit or reset) after at least one step."""
@@ -233,8 +253,14 @@ class StrikersVsGoalieGame(SharedGame):
             self._advance_ball()
         if team == STRIKER:
             self._move_striker(discrete)
+            rewards -= EXISTENTIAL
         else:
             self._move_goalie(discrete)
+            rewards += EXISTENTIAL
+        if self._any_kick:
+            rewards += (BALL_TOUCH_REWARD * self.ball_touch * self.kicked[:, team]).astype(
+                np.float32
+            )
         ended = self.ended
         if not np.count_nonzero(ended):
             return None
@@ -311,13 +337,17 @@ class StrikersVsGoalieGame(SharedGame):
 
     def _kick(self) -> None:
         """Agents touching the ball kick it away from their centre (module docstring)."""
+        if self._any_kick:
+            self.kicked[:] = False
         offset = self.position[:, BALL:] - self.position[:, :BALL]  # (areas, 2 agents, 2)
         distance2 = np.einsum("nai,nai->na", offset, offset)
         touching = distance2 < CONTACT * CONTACT
-        if not np.count_nonzero(touching):
+        self._any_kick = bool(np.count_nonzero(touching))
+        if not self._any_kick:
             return
         areas = np.flatnonzero(touching.any(axis=1))
         kicker = np.where(touching[areas], distance2[areas], np.inf).argmin(axis=1)
+        self.kicked[areas, kicker] = True
         away = offset[areas, kicker]
         length = np.sqrt(distance2[areas, kicker])
         # A ball exactly at an agent's centre leaves along the agent's facing.
@@ -403,6 +433,14 @@ class StrikersVsGoalieTeam(Task):
     agents_per_area = 1
     decision_period = 5
     max_step = MAX_STEP
+    environment_parameters = (
+        EnvironmentParameterInfo(
+            "ball_touch",
+            0.0,
+            f"reward per ball touch, times {BALL_TOUCH_REWARD:g} (ML-Agents' soccer agents')",
+            "each episode start, per area (the striker and the goalie share it)",
+        ),
+    )
 
     def __init__(self, num_agents: int, context: TaskContext) -> None:
         super().__init__(num_agents, context)
