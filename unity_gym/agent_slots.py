@@ -10,8 +10,9 @@ that into lock-step batches:
   by the next unknown agent of the same behavior and player (preferring the same agent id);
 - a step sends each slot's action to its agent if it requested a decision, then keeps
   exchanging with each player until every slot of that player has a fresh decision. Agents
-  that report early are answered with their slot's latest action. All players exchange in
-  parallel;
+  that report early are answered with their slot's latest action; an exchange that asks no
+  decision, with an action-less one (a remote player's host makes those itself, saving the
+  round trips: :mod:`unity_gym.remote_environment`). All players exchange in parallel;
 - rewards accumulate per slot until the slot's next decision; an episode end sets
   ``terminated`` (or ``truncated`` when the player interrupted it at its step limit) and keeps
   the final observation, and the new episode's first decision becomes the slot's observation
@@ -34,9 +35,13 @@ import numpy as np
 from unity_gym.base_env import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from unity_gym.environment import UnityEnvironment
 from unity_gym.exception import UnityEnvironmentException, UnityException
+from unity_gym.remote_environment import RemoteEnvironment
 from unity_gym.restart_policy import RESTARTABLE_ERRORS
 
 DEFAULT_MAX_EXCHANGES = 1000
+# Action-less follow-up exchanges a remote player's host may make ahead of the learner (Unity's
+# decision periods leave at most period - 1 exchanges of episode ends in a row).
+HOST_FOLLOW_UPS = 8
 
 # (player index, its failure) -> a started replacement player, or raise to give up.
 RecoverPlayer = Callable[[int, UnityException], UnityEnvironment]
@@ -167,6 +172,8 @@ class AgentSlots:
                     break
                 except RESTARTABLE_ERRORS as error:
                     self.envs[index] = self._replacement(index, error)
+        for env in self.envs:
+            _follow_up_on_host(env)
         counts = dict.fromkeys(self.behavior_names, 0)
         self._workers = []
         specs: dict[str, BehaviorSpec] = {}
@@ -281,6 +288,7 @@ class AgentSlots:
             except RESTARTABLE_ERRORS as again:
                 env = self._replacement(worker.index, again)
                 self.envs[worker.index] = worker.env = env
+        _follow_up_on_host(env)
         for name, roster in worker.rosters.items():
             table = self._tables[name]
             if self._spec(env, worker.index, name) != table.spec:
@@ -378,3 +386,10 @@ class AgentSlots:
             "environments need every agent to keep requesting decisions (raise max_exchanges "
             "if respawns are just slow)."
         )
+
+
+def _follow_up_on_host(env: UnityEnvironment) -> None:
+    """Let a remote player's host make the action-less follow-ups :meth:`AgentSlots.step`
+    would ask for (after an exchange that asks no decision) without waiting for them."""
+    if isinstance(env, RemoteEnvironment):
+        env.run_ahead = HOST_FOLLOW_UPS

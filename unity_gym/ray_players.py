@@ -322,8 +322,10 @@ class _RayLink(HostLink):
     def reset(self, side_channel: bytes) -> PendingReply:
         return _RayPending(self._host, self._host.actor.reset.remote(self._key, side_channel))
 
-    def step(self, actions: dict[str, ActionTuple], side_channel: bytes) -> PendingReply:
-        return self._host.submit(self._key, (actions, side_channel))
+    def step(
+        self, actions: dict[str, ActionTuple], side_channel: bytes, ahead: int
+    ) -> PendingReply:
+        return self._host.submit(self._key, (actions, side_channel, ahead))
 
     def close(self, terminate: bool) -> PendingReply:
         method = self._host.actor.terminate if terminate else self._host.actor.close

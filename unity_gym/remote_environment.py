@@ -8,6 +8,13 @@ bytes one way, and their decision and terminal steps (numpy batches) and side-ch
 back, pickled once per call: no per-agent round trips, and the players of one host simulate
 in parallel while other hosts do the same.
 
+An exchange that asks no agent for a decision (between decision boundaries, a player may send
+only episode ends) is answered by the learner's :class:`~unity_gym.agent_slots.AgentSlots`
+with an action-less exchange, at once. Such follow-ups are what makes steps cost more than
+one round trip, so a learner may let the host make them itself (``run_ahead``): the host
+exchanges again while no decision is asked, and the learner's next exchanges are served from
+what came back. Nothing changes in what the learner sees, exchange by exchange.
+
 Side channels stay where the user made them, on the learner: their outgoing messages are
 relayed to the host, which hands them to the player on relay channels with the same ids, and
 the player's messages on those ids come back to them. How calls reach a host is a
@@ -37,17 +44,28 @@ from unity_gym.side_channel.side_channel_manager import (
     unpack_side_channel_messages,
 )
 
-# One player's part of a batched exchange: its actions by behavior and side-channel bytes.
-Exchange = tuple[dict[str, ActionTuple], bytes]
+# One player's part of a batched exchange: its actions by behavior, side-channel bytes, and how
+# many action-less exchanges the host may make after it while no decision is asked.
+Exchange = tuple[dict[str, ActionTuple], bytes, int]
 
 
 @dataclass
 class HostReply:
-    """What a host returns for one player after a reset or an exchange."""
+    """What a host returns for one player after a reset or an exchange.
+
+    ``ahead``: the exchanges the host made right after this one, action-less and without
+    side-channel messages, because this one (and each before it) asked no agent for a
+    decision; the last may be the failure that ended them.
+    """
 
     steps: dict[str, tuple[DecisionSteps, TerminalSteps]]
     specs: dict[str, BehaviorSpec]  # only those the learner has not been sent yet
     side_channel: bytes = b""
+    ahead: list[HostReply | UnityException] = field(default_factory=list)
+
+    @property
+    def asks_no_decision(self) -> bool:
+        return all(len(decisions) == 0 for decisions, _ in self.steps.values())
 
 
 @dataclass(frozen=True)
@@ -143,27 +161,49 @@ class PlayerHost:
 
     def step(self, batch: bytes) -> bytes:
         """One exchange of every player in ``batch`` (packed ``{key: Exchange}``), the players
-        simulating in parallel; returns packed ``{key: HostReply or its failure}``."""
+        simulating in parallel; returns packed ``{key: HostReply or its failure}``. A player
+        whose exchange asks no decision exchanges again, action-less, up to its exchange's
+        allowance (the replies' ``ahead``)."""
         exchanges: dict[str, Exchange] = unpack(batch)
         results: dict[str, HostReply | UnityException] = {}
-        started = []
-        for key, (actions, side_channel) in exchanges.items():
+        running = []
+        for key, (actions, side_channel, _ahead) in exchanges.items():
             player = self._players[key]
             try:
                 player.queue(side_channel)
                 for name, action in actions.items():
                     player.env.set_actions(name, action)
                 player.env.step_async()
-                started.append(key)
+                running.append(key)
             except UnityException as error:
                 results[key] = error
-        for key in started:
-            player = self._players[key]
-            try:
-                player.env.step_wait()
-                results[key] = player.reply()
-            except UnityException as error:
-                results[key] = error
+        while running:
+            again = []
+            for key in running:
+                player = self._players[key]
+                first = results.get(key)
+                made = first.ahead if isinstance(first, HostReply) else None
+                try:
+                    player.env.step_wait()
+                    reply = player.reply()
+                except UnityException as error:
+                    if made is None:
+                        results[key] = error
+                    else:
+                        made.append(error)
+                    continue
+                if made is None:
+                    results[key] = reply
+                    made = reply.ahead
+                else:
+                    made.append(reply)
+                if reply.asks_no_decision and len(made) < exchanges[key][2]:
+                    try:
+                        player.env.step_async()
+                        again.append(key)
+                    except UnityException as error:
+                        made.append(error)
+            running = again
         return pack(results)
 
     def close(self, key: str) -> None:
@@ -197,7 +237,10 @@ class HostLink(ABC):
     def reset(self, side_channel: bytes) -> PendingReply: ...
 
     @abstractmethod
-    def step(self, actions: dict[str, ActionTuple], side_channel: bytes) -> PendingReply: ...
+    def step(
+        self, actions: dict[str, ActionTuple], side_channel: bytes, ahead: int
+    ) -> PendingReply:
+        """One exchange; ``ahead``: see :data:`Exchange`."""
 
     @abstractmethod
     def close(self, terminate: bool) -> PendingReply:
@@ -215,6 +258,18 @@ HOST_GRACE_S = 30.0
 CLOSE_WAIT_S = 10.0
 
 
+class _MadeAhead(PendingReply):
+    """An exchange the host has already made (see :attr:`HostReply.ahead`)."""
+
+    def __init__(self, result: HostReply | UnityException) -> None:
+        self._result = result
+
+    def wait(self, timeout: float) -> HostReply:
+        if isinstance(self._result, UnityException):
+            raise self._result
+        return self._result
+
+
 class RemoteEnvironment(UnityEnvironment):
     """:class:`UnityEnvironment`'s API over a player on a :class:`PlayerHost`.
 
@@ -222,6 +277,12 @@ class RemoteEnvironment(UnityEnvironment):
     uses a local environment: same specs, steps, side channels and exceptions, and
     ``step_async``/``step_wait`` for players that simulate in parallel. ``port`` and
     ``player_pid`` are on the host's node (:attr:`info` says which).
+
+    ``run_ahead`` (default 0): how many action-less exchanges the host may make after an
+    exchange that asks no decision. Set it only where each such exchange is answered by an
+    action-less one at once, as ``AgentSlots`` does: the next ``step_async`` is then served
+    from what the host made, and side-channel messages queued meanwhile go with the next
+    exchange that reaches the host.
     """
 
     def __init__(
@@ -241,6 +302,8 @@ class RemoteEnvironment(UnityEnvironment):
         self._env_state = {}
         self._env_actions = {}
         self._pending: PendingReply | None = None
+        self._ahead: list[HostReply | UnityException] = []
+        self.run_ahead = 0
         self._awaiting_reply = False
         self._loaded = True
         self._player_name = info.hostname
@@ -258,14 +321,19 @@ class RemoteEnvironment(UnityEnvironment):
         self._require_loaded()
         if self._awaiting_reply:
             self.step_wait()
+        self._ahead = []
         self._handle_reply(self._wait(self._link.reset(self._outgoing())))
 
     def step_async(self) -> None:
         self._require_loaded()
         if self._awaiting_reply:
             raise UnityEnvironmentException("step_async() called twice without step_wait().")
-        # The host's own environment turns a first step into Unity's first reset.
-        self._pending = self._link.step(dict(self._env_actions), self._outgoing())
+        if self._ahead:  # made already; no agent asked for a decision, so no actions are queued
+            self._pending = _MadeAhead(self._ahead.pop(0))
+        else:  # the host's own environment turns a first step into Unity's first reset
+            self._pending = self._link.step(
+                dict(self._env_actions), self._outgoing(), self.run_ahead
+            )
         self._awaiting_reply = True
 
     def step_wait(self) -> None:
@@ -279,6 +347,7 @@ class RemoteEnvironment(UnityEnvironment):
         """Ask the host to close the player (``timeout`` 0: to kill it), then let it go."""
         self._loaded = False
         self._pending = None
+        self._ahead = []
         # The host may be gone already; the player is released either way.
         with contextlib.suppress(Exception):
             wait = CLOSE_WAIT_S if timeout is None else max(timeout, 5.0)
@@ -305,6 +374,8 @@ class RemoteEnvironment(UnityEnvironment):
     def _handle_reply(self, reply: HostReply) -> None:
         self._env_specs.update(reply.specs)
         self._env_state = reply.steps
+        if reply.ahead:  # a reply from the host, with the exchanges it made after it
+            self._ahead = list(reply.ahead)
         self._env_actions.clear()
         self._side_channel_manager.process_side_channel_message(reply.side_channel)
 
