@@ -9,7 +9,8 @@ curiosity signal (extrinsic only). Pyramids pays only for reaching the gold bric
 pressing a switch, so the environment's ``Pyramids/SuccessRate`` (episodes that reached it) is
 the measure. Prints, per run, the success rate and the mean episode reward over the last
 ``--window`` fraction of training (the mean of the summaries written there, each the mean of
-its episodes), the success rate of the whole run and agent steps per second; then the means per
+its episodes) and the switch rate (episodes that pressed the switch) there, the success rate
+of the whole run and agent steps per second; then the means per
 signal and each intrinsic signal's success rate as a multiple of the extrinsic-only one.
 ``--area-size`` sets the built-in's ``areaSize`` parameter (default 20, Unity's layout);
 ``--strength`` replaces the intrinsic signal's ``strength`` (to see how it shapes short runs).
@@ -62,6 +63,7 @@ class Run:
     """One run's numbers."""
 
     success: float  # success rate over the last window of training
+    switch: float  # switch rate (episodes that pressed the switch) over the same window
     reward: float  # mean episode reward over the same window
     success_all: float  # success rate over the whole run
     rate: float  # agent steps per second, end to end
@@ -73,7 +75,7 @@ def _mean_after(scalars: list[Any], since: int) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-def _read(events_dir: Path, steps: int, window: float) -> tuple[float, float, float]:
+def _read(events_dir: Path, steps: int, window: float) -> tuple[float, float, float, float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})
@@ -81,9 +83,11 @@ def _read(events_dir: Path, steps: int, window: float) -> tuple[float, float, fl
     tags = events.Tags()["scalars"]
     since = int(steps * (1.0 - window))
     success = events.Scalars("Pyramids/SuccessRate") if "Pyramids/SuccessRate" in tags else []
+    switch = events.Scalars("Pyramids/SwitchRate") if "Pyramids/SwitchRate" in tags else []
     rewards = events.Scalars("Environment/Cumulative Reward")
     return (
         _mean_after(success, since),
+        _mean_after(switch, since),
         _mean_after(rewards, since),
         _mean_after(success, -1),
     )
@@ -92,8 +96,8 @@ def _read(events_dir: Path, steps: int, window: float) -> tuple[float, float, fl
 def _train(config: dict[str, Any], folder: Path, label: str, window: float) -> Run:
     elapsed = learn_in_process(config, folder, label)
     steps = config["behaviors"]["Pyramids"]["max_steps"]
-    success, reward, success_all = _read(folder / label / "Pyramids", steps, window)
-    return Run(success, reward, success_all, steps / elapsed)
+    success, switch, reward, success_all = _read(folder / label / "Pyramids", steps, window)
+    return Run(success, switch, reward, success_all, steps / elapsed)
 
 
 def main_bench() -> None:
@@ -122,7 +126,8 @@ def main_bench() -> None:
                 results[signal].append(run)
                 print(
                     f"Pyramids seed {seed} {signal}: success {run.success:.3f} (whole run "
-                    f"{run.success_all:.3f}), reward {run.reward:.3f}, {run.rate:.0f} steps/s",
+                    f"{run.success_all:.3f}), switch {run.switch:.3f}, reward {run.reward:.3f}, "
+                    f"{run.rate:.0f} steps/s",
                     flush=True,
                 )
     area = "" if args.area_size is None else f", areaSize {args.area_size}"
@@ -135,9 +140,11 @@ def main_bench() -> None:
     for signal, runs in results.items():
         success = statistics.fmean(r.success for r in runs)
         each = " ".join(f"{r.success:.3f}" for r in runs)
+        switch = statistics.fmean(r.switch for r in runs)
         reward = statistics.fmean(r.reward for r in runs)
         rate = statistics.fmean(r.rate for r in runs)
-        line = f"  {signal:10s} success {success:.3f} [{each}]  reward {reward:7.3f}"
+        line = f"  {signal:10s} success {success:.3f} [{each}]  switch {switch:.3f}"
+        line += f"  reward {reward:7.3f}"
         line += f"  {rate:5.0f} steps/s"
         if signal == "extrinsic":
             base = success
