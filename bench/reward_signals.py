@@ -13,7 +13,10 @@ its episodes) and the switch rate (episodes that pressed the switch) there, the 
 of the whole run and agent steps per second; then the means per
 signal and each intrinsic signal's success rate as a multiple of the extrinsic-only one.
 ``--area-size`` sets the built-in's ``areaSize`` parameter (default 20, Unity's layout);
-``--strength`` replaces the intrinsic signal's ``strength`` (to see how it shapes short runs).
+``--strength`` replaces the intrinsic signal's ``strength`` (to see how it shapes short runs);
+``--set KEY=VALUE`` (repeatable) sets a key of the behavior's settings by its dotted path, e.g.
+``--set hyperparameters.batch_size=128`` or ``--set reward_signals.curiosity.learning_rate=0.001``
+(a ``reward_signals.<signal>`` key applies only to the runs that have that signal).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def _config(
     seed: int,
     area_size: float | None,
     strength: float | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(yaml.safe_load(CONFIGS[signal].read_text()))
     behavior = config["behaviors"]["Pyramids"]
@@ -52,10 +56,26 @@ def _config(
     elif strength is not None:
         behavior["reward_signals"][signal]["strength"] = strength
     behavior.update(max_steps=steps, summary_freq=summary, checkpoint_interval=steps)
+    for override in overrides:
+        _set(behavior, override)
     config["env_settings"]["seed"] = seed
     if area_size is not None:
         config["environment_parameters"] = {"areaSize": area_size}
     return config
+
+
+def _set(behavior: dict[str, Any], override: str) -> None:
+    """Apply one ``--set dotted.key=value`` (the value parsed as YAML) to ``behavior``."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {override!r}: expected KEY=VALUE, e.g. hyperparameters.beta=0.005")
+    *parents, last = key.split(".")
+    node = behavior
+    for i, part in enumerate(parents):
+        if part not in node and parents[:i] == ["reward_signals"]:
+            return  # a signal this run does not have
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value)
 
 
 @dataclass
@@ -111,6 +131,13 @@ def main_bench() -> None:
         "--strength", type=float, default=None, help="replace the intrinsic signals' strength"
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a behavior key by dotted path (repeatable)",
+    )
+    parser.add_argument(
         "--signals", nargs="+", choices=sorted(CONFIGS), default=["extrinsic", "curiosity", "rnd"]
     )
     args = parser.parse_args()
@@ -121,7 +148,15 @@ def main_bench() -> None:
             folder = Path(tmp) / f"seed{seed}"
             folder.mkdir()
             for signal in args.signals:
-                config = _config(signal, args.steps, summary, seed, args.area_size, args.strength)
+                config = _config(
+                    signal,
+                    args.steps,
+                    summary,
+                    seed,
+                    args.area_size,
+                    args.strength,
+                    tuple(args.set),
+                )
                 run = _train(config, folder, signal, args.window)
                 results[signal].append(run)
                 print(
@@ -132,6 +167,7 @@ def main_bench() -> None:
                 )
     area = "" if args.area_size is None else f", areaSize {args.area_size}"
     area += "" if args.strength is None else f", intrinsic strength {args.strength}"
+    area += "".join(f", {override}" for override in args.set)
     print(
         f"\nPyramids, {args.steps} agent steps{area}, seeds {args.seeds}: success rate and mean "
         f"episode reward over the last {args.window:.0%} of training"
