@@ -12,7 +12,9 @@ the measure. Prints, per run, the success rate and the mean episode reward over 
 its episodes) and the switch rate (episodes that pressed the switch) there, the success rate
 of the whole run and agent steps per second; then the means per
 signal and each intrinsic signal's success rate as a multiple of the extrinsic-only one.
-``--area-size`` sets the built-in's ``areaSize`` parameter (default 20, Unity's layout);
+``--rooms 0`` sets the built-in's ``rooms`` parameter to run one open area instead of Unity's
+3 x 3 rooms (the default since 2026-12-02; every run recorded before then had the open area);
+``--area-size`` sets ``areaSize`` (default 20);
 ``--strength`` replaces the intrinsic signal's ``strength`` (to see how it shapes short runs);
 ``--set KEY=VALUE`` (repeatable) sets a key of the behavior's settings by its dotted path, e.g.
 ``--set hyperparameters.batch_size=128`` or ``--set reward_signals.curiosity.learning_rate=0.001``
@@ -48,6 +50,7 @@ def _config(
     area_size: float | None,
     strength: float | None = None,
     overrides: tuple[str, ...] = (),
+    rooms: int | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(yaml.safe_load(CONFIGS[signal].read_text()))
     behavior = config["behaviors"]["Pyramids"]
@@ -59,8 +62,13 @@ def _config(
     for override in overrides:
         _set(behavior, override)
     config["env_settings"]["seed"] = seed
+    parameters: dict[str, float] = {}
     if area_size is not None:
-        config["environment_parameters"] = {"areaSize": area_size}
+        parameters["areaSize"] = area_size
+    if rooms is not None:
+        parameters["rooms"] = rooms
+    if parameters:
+        config.setdefault("environment_parameters", {}).update(parameters)
     return config
 
 
@@ -128,6 +136,9 @@ def main_bench() -> None:
     parser.add_argument("--window", type=float, default=0.25, help="last fraction measured")
     parser.add_argument("--area-size", type=float, default=None)
     parser.add_argument(
+        "--rooms", type=int, choices=(0, 1), default=None, help="default: the player's (1)"
+    )
+    parser.add_argument(
         "--strength", type=float, default=None, help="replace the intrinsic signals' strength"
     )
     parser.add_argument(
@@ -156,6 +167,7 @@ def main_bench() -> None:
                     args.area_size,
                     args.strength,
                     tuple(args.set),
+                    args.rooms,
                 )
                 run = _train(config, folder, signal, args.window)
                 results[signal].append(run)
@@ -166,6 +178,7 @@ def main_bench() -> None:
                     flush=True,
                 )
     area = "" if args.area_size is None else f", areaSize {args.area_size}"
+    area += "" if args.rooms is None else f", rooms {args.rooms}"
     area += "" if args.strength is None else f", intrinsic strength {args.strength}"
     area += "".join(f", {override}" for override in args.set)
     print(

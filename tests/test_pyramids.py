@@ -56,8 +56,9 @@ class RecordedStats:
 
 
 def make_task(n: int = 1, seed: int = 0, **parameters: float) -> PyramidsTask:
+    """A task after its first episode start; one open area (``rooms`` 0) unless asked."""
     channels = PlayerChannels()
-    for key, value in parameters.items():
+    for key, value in {"rooms": 0.0, **parameters}.items():
         channels.parameters.set(key, ParameterSampler(None, (value,)))
     stats = RecordedStats()  # duck-types the recorder
     context = TaskContext(np.random.default_rng(seed), channels.parameters, stats, n)  # type: ignore[arg-type]
@@ -229,11 +230,10 @@ def test_unfinished_episodes_count_as_failures_in_the_stats() -> None:
     assert stats.of("Pyramids/SwitchRate") == [0.0, 1.0]
 
 
-def test_random_play_rarely_succeeds() -> None:
-    """200 first episodes of uniformly random decisions: well under 5% reach the gold brick."""
-    n = 200
-    task = make_task(n=n, seed=7)
-    rng = np.random.default_rng(8)
+def _random_success(n: int, seed: int, **parameters: float) -> float:
+    """Share of n first episodes of uniformly random decisions that reach the gold brick."""
+    task = make_task(n=n, seed=seed, **parameters)
+    rng = np.random.default_rng(seed + 1)
     succeeded = np.zeros(n, dtype=bool)
     finished = np.zeros(n, dtype=bool)
     for t in range(PyramidsTask.max_step):
@@ -244,7 +244,12 @@ def test_random_play_rarely_succeeds() -> None:
             succeeded |= ended & ~finished
             finished |= ended
             task.begin_episode(np.flatnonzero(ended))
-    assert 0 < succeeded.mean() < 0.05
+    return float(succeeded.mean())
+
+
+def test_random_play_rarely_succeeds() -> None:
+    """200 first episodes of uniformly random decisions: well under 5% reach the gold brick."""
+    assert 0 < _random_success(200, seed=7) < 0.05
 
 
 def test_stones_block_the_agent() -> None:
@@ -256,6 +261,51 @@ def test_stones_block_the_agent() -> None:
         step(task, FORWARD)
         assert np.linalg.norm(task.position[0] - (10.0, 10.0)) >= 1.5 - 1e-9
     assert task.position[0, 0] == pytest.approx(8.5)
+
+
+def test_rooms_inner_walls_stop_the_agent_and_doorways_let_it_through() -> None:
+    """``rooms=1``: at areaSize 20 the inner wall line x = 6.67 is solid at z = 7 and has its
+    middle doorway (z 8.2 to 11.8) at z = 10."""
+    academy, _ = _reset_academy(seed=0, num_areas=2)  # no parameters sent: Unity's rooms
+    assert academy._behaviors[0].task.rooms.all()
+    task = make_task(n=2, rooms=1.0, stonePyramids=0)
+    assert task.rooms.all() and not make_task(rooms=0.0).rooms.any()
+    for agent, z in enumerate((7.0, 10.0)):
+        task.position[agent] = (3.0, z)
+        task.heading[agent] = 0.0
+        task.switch_position[agent] = (3.0, 18.0)
+        task.pyramid_position[agent] = (18.0, 3.0)
+    for _ in range(200):
+        step(task, FORWARD)
+        assert task.position[0, 0] <= 20.0 / 3 - 0.25 - 0.5 + 1e-9
+    assert task.position[0, 0] == pytest.approx(20.0 / 3 - 0.75)
+    assert task.velocity[0, 0] == pytest.approx(0.0, abs=1e-3)
+    assert task.position[1, 0] == pytest.approx(19.5)  # through both doorways to the outer wall
+    assert task.position[1, 1] == pytest.approx(10.0)
+
+
+def test_rooms_inner_walls_hide_what_is_behind_them_from_the_rays() -> None:
+    for rooms in (1.0, 0.0):
+        task = make_task(rooms=rooms, stonePyramids=0)
+        place(task, (3.0, 7.0), 0.0, switch=(9.0, 7.0), pyramid=(18.0, 18.0))
+        ray = rays_of(task, 0)[0, 0]
+        if rooms:  # the inner wall's near face, 6.67 - 0.25 - 3 ahead, hides the switch
+            assert ray[WALL] == 1.0
+            assert ray[MISS + 1] == pytest.approx((20.0 / 3 - 0.25 - 3.0) / RAY_LENGTH)
+        else:
+            assert ray[SWITCH_OFF] == 1.0
+    # Through the middle doorways the ray reaches the outer wall; the raised rays too.
+    task = make_task(rooms=1.0, stonePyramids=0)
+    place(task, (3.0, 10.0), 0.0, switch=(3.0, 18.0), pyramid=(18.0, 3.0))
+    for sensor in (0, 2):
+        ray = rays_of(task, sensor)[0, 0]
+        assert ray[WALL] == 1.0 and ray[MISS + 1] == pytest.approx(17.0 / RAY_LENGTH)
+
+
+def test_rooms_make_random_play_rarer_still() -> None:
+    assert _random_success(300, seed=3, areaSize=16.0, rooms=1.0) < _random_success(
+        300, seed=3, areaSize=16.0
+    )
 
 
 def test_walls_keep_the_agent_inside() -> None:

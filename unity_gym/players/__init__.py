@@ -115,8 +115,8 @@ _PLAYERS = (
     ),
     PlayerInfo(
         "Pyramids",
-        "Press the switch, then reach the gold brick of the pyramid it raises; sparse +2, "
-        "3 ray sensors of 56 floats + 4 floats, 5 discrete actions.",
+        "In 3x3 rooms, press the switch, then reach the gold brick of the pyramid it raises; "
+        "sparse +2, 3 ray sensors of 56 floats + 4 floats, 5 discrete actions.",
         (PyramidsTask,),
     ),
     PlayerInfo(

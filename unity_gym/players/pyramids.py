@@ -18,6 +18,15 @@ solid: the agent slides along them) and the gold pyramid's bricks (1.0) with the
 the switch then stays on and the gold pyramid appears. Touching the pyramid (centres within
 1.5) knocks it over onto the agent: that is reaching the gold brick.
 
+Rooms (environment parameter ``rooms``, read at each episode start): with 1, the default, the
+spots are rooms, as in Unity's area (a 99-unit square in 3 x 3 rooms): inner walls (0.5
+thick) along the lines at a third and two thirds of the side, each solid except for a doorway
+into every neighbouring room, at Unity's proportions: along a line, solid from the outer wall
+to 0.1465 of the side, a doorway to 0.2576, solid to 0.4091, the middle doorway to 0.5909, and
+mirrored on. Inner walls stop the agent (it slides along them), block every ray and read
+``wall``, so the agent sees its own room and through doorways only. With 0 the area is one open
+square, where the rays see every wall from anywhere.
+
 Actions: one discrete branch of 5, as Unity's agent reads them: 0 nothing, 1 forward,
 2 backward, 3 turn right (clockwise seen from above), 4 turn left. Timing follows Unity's
 Pyramids: a decision every 5 academy steps (actions repeat in between) and at most 5000
@@ -55,9 +64,10 @@ Stats: at each episode end ``Pyramids/SuccessRate`` (1 when the gold brick was r
 0) and ``Pyramids/SwitchRate`` (1 when the switch had been pressed), both averaged; an episode
 cut short by the step limit or a reset counts as a failure once it had taken a step.
 
-Difficulty: with the defaults, uniformly random decisions press the switch in about 22% of
-episodes and reach the gold brick in about 3%; ``areaSize`` tunes it (random success about 8%
-at 16, 26% at 12, 42% at 10), e.g. as a curriculum.
+Difficulty: with the defaults (rooms), uniformly random decisions press the switch in about 16%
+of episodes and reach the gold brick in about 1.4%; ``areaSize`` tunes it (random success about
+3.8% at 16, 0.6% at 24, 0.2% at 28), e.g. as a curriculum. In one open area (``rooms`` 0) they
+press the switch in about 22% and succeed in about 3% (8% at 16, 26% at 12, 42% at 10).
 """
 
 from __future__ import annotations
@@ -88,6 +98,30 @@ PYRAMID_RADIUS = 1.0  # the gold pyramid's bricks
 GOLD_RADIUS = 0.5  # the gold brick on top, as the raised rays see it
 PRESS_DISTANCE = AGENT_RADIUS + SWITCH_RADIUS
 TOUCH_DISTANCE = AGENT_RADIUS + PYRAMID_RADIUS
+
+# -- rooms (environment parameter ``rooms``) --------------------------------------------------
+# Unity's area (AreaPB) is a 3 x 3 grid of rooms, one per spot: inner walls along the lines at a
+# third and two thirds of the side, with a doorway into each neighbouring room. Solid stretches
+# along each line as fractions of the side, from Unity's 99-unit area (14.5-unit stubs from the
+# outer walls, 15-unit crosses where the lines meet); the gaps between them are the doorways
+# (0.11 and, in the middle, 0.18 of the side wide).
+_INNER_SOLID = np.array([[0.0, 0.1465], [0.2576, 0.4091], [0.5909, 0.7424], [0.8535, 1.0]])
+_INNER_LINES = np.array([1.0, 2.0]) / SPOTS_PER_SIDE
+INNER_WALL_HALF_THICKNESS = 0.25
+# The inner walls as 16 rectangles (x or z low, high), in fractions of the side, plus padding.
+_rects = [
+    ((line, a), (line, b)) if axis == 0 else ((a, line), (b, line))
+    for axis in (0, 1)
+    for line in _INNER_LINES
+    for a, b in _INNER_SOLID
+]
+_RECT_LOW = np.array([low for low, _ in _rects])
+_RECT_HIGH = np.array([high for _, high in _rects])
+_RECT_PAD = np.array(
+    [[INNER_WALL_HALF_THICKNESS, 0.0]] * 8 + [[0.0, INNER_WALL_HALF_THICKNESS]] * 8
+)
+DEFAULT_ROOMS = 1.0
+NO_ROOMS = -1e6  # where rectangles of an area without rooms lie: never near anything
 
 # -- motion, per academy step ------------------------------------------------------------------
 TURN = float(np.radians(4.0))
@@ -192,6 +226,11 @@ class PyramidsTask(Task):
             f"side of the square area, clipped to [{MIN_AREA_SIZE:g}, {MAX_AREA_SIZE:g}]",
         ),
         EnvironmentParameterInfo(
+            "rooms",
+            DEFAULT_ROOMS,
+            "1: Unity's 3 x 3 rooms, inner walls with doorways between them; 0: one open area",
+        ),
+        EnvironmentParameterInfo(
             "stonePyramids",
             MAX_STONES,
             f"stone pyramids (decoys) placed, rounded and clipped to [0, {MAX_STONES}]",
@@ -206,6 +245,10 @@ class PyramidsTask(Task):
         self.position = np.full((n, 2), DEFAULT_AREA_SIZE / 2)
         self.velocity = np.zeros((n, 2))
         self.heading = np.zeros(n)
+        self.rooms = np.zeros(n, dtype=bool)
+        # Inner walls per agent as rectangles (low and high corners; NO_ROOMS without rooms).
+        self._wall_low = np.full((n, len(_RECT_LOW), 2), NO_ROOMS)
+        self._wall_high = np.full((n, len(_RECT_LOW), 2), NO_ROOMS)
         self.centres = np.zeros((n, NUM_OBJECTS, 2))
         self.switch_position = self.centres[:, SWITCH_OFF_OBJECT]
         self.stone_positions = self.centres[:, _STONES]
@@ -240,6 +283,7 @@ class PyramidsTask(Task):
         sizes = np.clip(np.nan_to_num(sizes, nan=DEFAULT_AREA_SIZE), MIN_AREA_SIZE, MAX_AREA_SIZE)
         stones = parameters.sample("stonePyramids", MAX_STONES, k)
         stones = np.clip(np.rint(np.nan_to_num(stones)), 0, MAX_STONES)
+        rooms = np.nan_to_num(parameters.sample("rooms", DEFAULT_ROOMS, k)) >= 0.5
         # Spots in shuffled order: agent, switch, pyramid, then the stones.
         spots = self.rng.random((k, SPOTS_PER_SIDE**2)).argsort(axis=1)
         cell = (sizes / SPOTS_PER_SIDE)[:, None, None]
@@ -248,6 +292,14 @@ class PyramidsTask(Task):
         places = corner + SPOT_MARGIN + self.rng.random((k, SPOTS_PER_SIDE**2, 2)) * spread
         self.size[agents] = sizes
         self._high[agents, 0] = sizes - AGENT_RADIUS
+        self.rooms[agents] = rooms
+        side = sizes[:, None, None]
+        self._wall_low[agents] = np.where(
+            rooms[:, None, None], side * _RECT_LOW - _RECT_PAD, NO_ROOMS
+        )
+        self._wall_high[agents] = np.where(
+            rooms[:, None, None], side * _RECT_HIGH + _RECT_PAD, NO_ROOMS
+        )
         self.position[agents] = places[:, 0]
         self.velocity[agents] = 0.0
         self.heading[agents] = self.rng.uniform(0.0, 2.0 * np.pi, k)
@@ -308,6 +360,8 @@ class PyramidsTask(Task):
             direction *= self._push
             velocity += direction
         position += velocity
+        if self.rooms.any():
+            self._inner_walls()
         rewards -= STEP_PENALTY
         offset = np.subtract(position[:, None, :], self.centres, out=self._offset)
         distance2 = np.einsum("nmi,nmi->nm", offset, offset)
@@ -316,6 +370,28 @@ class PyramidsTask(Task):
         if not (np.count_nonzero(contact) or np.count_nonzero(walled)):
             return None
         return self._contacts(contact, rewards)
+
+    def _inner_walls(self) -> None:
+        """Rooms' inner walls stop the agent as stones do: back onto the wall's edge, no
+        velocity into it."""
+        position, velocity = self.position, self.velocity
+        nearest = np.clip(position[:, None, :], self._wall_low, self._wall_high)  # (n, 16, 2)
+        away = position[:, None, :] - nearest
+        distance2 = np.einsum("nwi,nwi->nw", away, away)
+        agents, walls = np.nonzero(distance2 < AGENT_RADIUS**2)
+        if not len(agents):
+            return
+        away = away[agents, walls]
+        length = np.sqrt(distance2[agents, walls])
+        # A centre on the wall itself (never at these speeds) is pushed back along its motion.
+        inside = length < 1e-9
+        away[inside] = -velocity[agents[inside]]
+        length[inside] = np.maximum(np.linalg.norm(away[inside], axis=1), 1e-12)
+        normal = away / length[:, None]
+        position[agents] = nearest[agents, walls] + normal * AGENT_RADIUS
+        moving = velocity[agents]
+        inward = np.minimum(np.einsum("ki,ki->k", moving, normal), 0.0)
+        velocity[agents] = moving - inward[:, None] * normal
 
     def _contacts(self, contact: np.ndarray, rewards: np.ndarray) -> np.ndarray | None:
         """The rare steps with a contact: walls and stones stop, the switch, the gold brick."""
@@ -394,9 +470,38 @@ class PyramidsTask(Task):
         centred = position - half[:, None]
         to_wall = np.abs(inverse) * half[:, None, None] - centred[:, None, :] * inverse
         wall_distance = to_wall.min(axis=2)
+        rooms = self.rooms if every else self.rooms[agents]
+        if rooms.any():
+            inner = self._inner_wall_distance(position, direction, 2.0 * half)
+            wall_distance = np.where(
+                rooms[:, None], np.minimum(wall_distance, inner), wall_distance
+            )
         hit_distance = np.minimum(object_distance, wall_distance)
         code = np.where(object_distance < wall_distance, tag, WALL)
         code[hit_distance > RAY_LENGTH] = MISS
         out = _RAY_CODES[code]  # (k, rays, 8)
         np.minimum(hit_distance * (1.0 / RAY_LENGTH), 1.0, out=out[:, :, MISS + 1])
         return out.reshape(k, NUM_RAYS * FLOATS_PER_RAY)
+
+    @staticmethod
+    def _inner_wall_distance(
+        position: np.ndarray, direction: np.ndarray, size: np.ndarray
+    ) -> np.ndarray:
+        """``(k, rays)``: how far each ray runs to the rooms' inner walls (inf: it meets none).
+
+        A ray crossing an inner wall line meets the wall's near face unless it crosses where
+        a doorway is."""
+        distance = np.full(direction.shape[:2], np.inf)
+        side = size[:, None, None]
+        for axis in (0, 1):
+            along = direction[:, :, axis, None]  # (k, rays, 1)
+            face = side * _INNER_LINES - np.sign(along) * INNER_WALL_HALF_THICKNESS
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = (face - position[:, None, axis, None]) / along  # (k, rays, lines)
+            cross = (position[:, None, 1 - axis, None] + t * direction[:, :, 1 - axis, None]) / side
+            solid = (
+                (cross[..., None] >= _INNER_SOLID[:, 0]) & (cross[..., None] <= _INNER_SOLID[:, 1])
+            ).any(axis=3)
+            hits = np.where(solid & (t > 0.0), t, np.inf)
+            np.minimum(distance, hits.min(axis=2), out=distance)
+        return distance
