@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import types
 from collections.abc import Iterator, Mapping
@@ -187,6 +188,8 @@ def _show(value: Any) -> str:
         text = repr(value)
     elif isinstance(value, Mapping | list | tuple):
         text = yaml.safe_dump(_plain(value), default_flow_style=True, width=10**6).strip()
+        if "\n" in text:  # YAML breaks lines for odd keys (a newline); JSON escapes them
+            text = json.dumps(_plain(value), ensure_ascii=False)
     else:
         text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -528,6 +528,16 @@ def test_environment_parameter_messages_use_the_written_paths(tmp_path: Path) ->
     ]
 
 
+def test_a_value_with_a_newline_key_is_shown_on_one_line() -> None:
+    """Found by the config fuzzer: YAML's flow style spreads a key holding a newline over lines,
+    which split the message into paragraphs; such values are shown as JSON."""
+    with pytest.raises(ConfigError) as caught:
+        parse_run_options({"environment_parameters": {"gravity": [{"\n": None}]}})
+    message = str(caught.value)
+    assert "\n\n" not in message
+    assert 'environment_parameters.gravity: got [{"\\n": null}] (a list)' in message
+
+
 def test_curriculum_rules(tmp_path: Path) -> None:
     message = _error(
         "environment_parameters:\n  wall:\n    curriculum:\n"
