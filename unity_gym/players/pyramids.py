@@ -387,11 +387,17 @@ class PyramidsTask(Task):
         inside = length < 1e-9
         away[inside] = -velocity[agents[inside]]
         length[inside] = np.maximum(np.linalg.norm(away[inside], axis=1), 1e-12)
-        normal = away / length[:, None]
-        position[agents] = nearest[agents, walls] + normal * AGENT_RADIUS
-        moving = velocity[agents]
+        self._slide(agents, nearest[agents, walls], away / length[:, None], AGENT_RADIUS)
+
+    def _slide(
+        self, agents: np.ndarray, surface: np.ndarray, normal: np.ndarray, gap: float
+    ) -> None:
+        """Put these agents ``gap`` from the ``surface`` points along the unit ``normal`` (away
+        from what they hit) and drop their velocity's part into it: they slide along."""
+        self.position[agents] = surface + normal * gap
+        moving = self.velocity[agents]
         inward = np.minimum(np.einsum("ki,ki->k", moving, normal), 0.0)
-        velocity[agents] = moving - inward[:, None] * normal
+        self.velocity[agents] = moving - inward[:, None] * normal
 
     def _contacts(self, contact: np.ndarray, rewards: np.ndarray) -> np.ndarray | None:
         """The rare steps with a contact: walls and stones stop, the switch, the gold brick."""
@@ -402,10 +408,7 @@ class PyramidsTask(Task):
             centre = self.centres[agents, stones]
             away = position[agents] - centre
             normal = away / np.maximum(np.linalg.norm(away, axis=1), 1e-12)[:, None]
-            position[agents] = centre + normal * (AGENT_RADIUS + STONE_RADIUS)
-            moving = velocity[agents]
-            inward = np.minimum(np.einsum("ki,ki->k", moving, normal), 0.0)
-            velocity[agents] = moving - inward[:, None] * normal
+            self._slide(agents, centre, normal, AGENT_RADIUS + STONE_RADIUS)
         walled = (position < AGENT_RADIUS) | (position > self._high)  # after any stone push
         if np.count_nonzero(walled):
             np.clip(position, AGENT_RADIUS, self._high, out=position)
