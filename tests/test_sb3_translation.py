@@ -80,7 +80,7 @@ def test_shipped_configs_point_at_builtin_players(path: Path) -> None:
     behaviors = [b.name.split("?")[0] for b in get_player(player).behaviors]
     assert sorted(options.behaviors) == sorted(set(behaviors))  # Tennis: two teams, one name
     parameters = {p.name for p in get_player(player).environment_parameters}
-    assert set(options.environment_parameters or {}) <= parameters  # e.g. Pyramids' rooms
+    assert set(options.environment_parameters or {}) <= parameters  # names the player reads
 
 
 def test_ppo_rules() -> None:
